@@ -1,0 +1,25 @@
+"""Every figure of the lecture, redrawn from the ``reference`` package.
+
+Each ``figures/fig_*.py`` script has ``main(out_dir, quick=False)`` that writes its PNG
+(or GIF) into ``out_dir`` and returns the paths it wrote; it runs on its own with
+``python -m figures.fig_<name>``. ``python -m figures`` regenerates all of them into
+``figures/images/`` and then prints the table of the lecture's claims checked
+numerically (``figures.claims``).
+"""
+
+import importlib
+import pkgutil
+from pathlib import Path
+
+IMAGES = Path(__file__).resolve().parent / "images"
+
+
+def figure_names():
+    """The figure scripts, in file-name order (``fig_01_...`` before ``fig_02_...``)."""
+    here = Path(__file__).resolve().parent
+    return sorted(m.name for m in pkgutil.iter_modules([str(here)]) if m.name.startswith("fig_"))
+
+
+def load_figure(name):
+    """Import the figure script ``figures.<name>``."""
+    return importlib.import_module(f"{__name__}.{name}")

@@ -1,0 +1,1 @@
+"""Normalizing flows: planar layers, RealNVP affine couplings and their composition  [lecture: Normalizing Flows, RealNVP]"""

@@ -1,0 +1,73 @@
+"""Shared drawing helpers for the figure scripts: density heat maps, samples, velocity arrows, trajectories.
+
+Nothing here computes mathematics; it only draws what the other modules computed.
+"""
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as onp
+
+__all__ = [
+    "grid_points",
+    "density_image",
+    "samples",
+    "velocity_arrows",
+    "trajectories",
+    "save",
+    "BLUE",
+    "RED",
+]
+
+BLUE, RED, GREY = "#1f5fa8", "#c0392b", "#7f7f7f"
+
+
+def grid_points(extent, n=200):
+    """A regular ``n x n`` grid over ``extent = (xmin, xmax, ymin, ymax)``.
+
+    Returns:
+        ``(X, Y, points)`` with ``X, Y`` of shape ``(n, n)`` and ``points`` of shape
+        ``(n * n, 2)`` (row-major, so ``values.reshape(n, n)`` lines up with ``X``).
+    """
+    xmin, xmax, ymin, ymax = extent
+    X, Y = onp.meshgrid(onp.linspace(xmin, xmax, n), onp.linspace(ymin, ymax, n))
+    return X, Y, onp.stack([X.ravel(), Y.ravel()], axis=1)
+
+
+def density_image(ax, logpdf, extent, n=200, cmap="viridis", **kwargs):
+    """Draw ``exp(logpdf)`` over ``extent`` as a heat map; ``logpdf`` maps ``(m, 2) -> (m,)``."""
+    X, _, pts = grid_points(extent, n)
+    p = onp.exp(onp.asarray(logpdf(pts))).reshape(X.shape)
+    ax.imshow(p, origin="lower", extent=extent, cmap=cmap, aspect="auto", **kwargs)
+    ax.set_xlim(extent[:2])
+    ax.set_ylim(extent[2:])
+    return p
+
+
+def samples(ax, x, color=BLUE, size=2.0, alpha=0.5, **kwargs):
+    """Scatter a batch of 2-D points ``(n, 2)``."""
+    x = onp.asarray(x)
+    ax.scatter(x[:, 0], x[:, 1], s=size, c=color, alpha=alpha, linewidths=0, **kwargs)
+
+
+def velocity_arrows(ax, u, t, extent, n=17, color="k", **kwargs):
+    """Arrows of a velocity field ``u(x, t)`` on an ``n x n`` grid over ``extent``."""
+    X, Y, pts = grid_points(extent, n)
+    v = onp.asarray(u(pts, t))
+    ax.quiver(X, Y, v[:, 0].reshape(X.shape), v[:, 1].reshape(X.shape), color=color, **kwargs)
+
+
+def trajectories(ax, path, n_show=50, color=GREY, alpha=0.6, lw=0.7):
+    """Draw trajectories ``path`` of shape ``(n_times, n, 2)`` (as ``integrate(..., return_path=True)``)."""
+    path = onp.asarray(path)
+    for i in range(min(n_show, path.shape[1])):
+        ax.plot(path[:, i, 0], path[:, i, 1], color=color, alpha=alpha, lw=lw)
+
+
+def save(fig, out_dir, name, dpi=110):
+    """Save ``fig`` as ``out_dir/name`` and close it; return the path."""
+    path = Path(out_dir) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return path
