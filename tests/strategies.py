@@ -50,3 +50,20 @@ def well_conditioned_matrices(draw, d, max_log_sv=1.0):
     V, _ = np.linalg.qr(rng.standard_normal((d, d)))
     s = draw(hnp.arrays(np.float64, (d,), elements=st.floats(-max_log_sv, max_log_sv)))
     return U @ np.diag(np.exp(s)) @ V.T
+
+
+@st.composite
+def affine_maps(draw, d, min_abs_log_det=0.1, max_abs_log_det=2.0):
+    """An affine map ``z -> z A^T + m``: ``(A, m)`` with ``A = U diag(exp(s)) V^T``.
+
+    ``log |det A| = sum(s)`` is built to lie in ``+-[min_abs_log_det, max_abs_log_det]``
+    (so a sign error in a log-determinant is visible), each ``|s_i| <= 2``.
+    """
+    rng = np.random.default_rng(draw(seeds))
+    U, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    V, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    log_det = draw(st.floats(min_abs_log_det, max_abs_log_det)) * draw(st.sampled_from([-1.0, 1.0]))
+    s = rng.uniform(-0.5, 0.5, d)
+    s = s - s.mean() + log_det / d
+    m = draw(hnp.arrays(np.float64, (d,), elements=st.floats(-2.0, 2.0)))
+    return U @ np.diag(np.exp(s)) @ V.T, m
