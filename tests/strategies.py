@@ -67,3 +67,65 @@ def affine_maps(draw, d, min_abs_log_det=0.1, max_abs_log_det=2.0):
     s = s - s.mean() + log_det / d
     m = draw(hnp.arrays(np.float64, (d,), elements=st.floats(-2.0, 2.0)))
     return U @ np.diag(np.exp(s)) @ V.T, m
+
+
+# -- conditional paths (tests/test_paths.py, tests/test_marginal.py) ---------------------------
+
+
+def gaussian_paths():
+    """One of the Gaussian conditional paths of ``reference.paths`` with moderate parameters."""
+    from reference.paths import (
+        ConicalGaussianPath,
+        LinearInterpolationPath,
+        OptimalTransportPath,
+        VariancePreservingPath,
+    )
+
+    return st.one_of(
+        st.just(ConicalGaussianPath()),
+        st.floats(0.05, 1.0).map(LinearInterpolationPath),
+        st.floats(1e-3, 0.5).map(OptimalTransportPath),
+        st.tuples(st.floats(0.05, 1.0), st.floats(1.0, 20.0)).map(lambda b: VariancePreservingPath(*b)),
+    )
+
+
+@st.composite
+def path_cases(draw, path=None, n_max=6, d=None, t=times_inside):
+    """``(path, x, t, z)``: a path, ``n`` points near the conditional means, a time per point, ``z``.
+
+    Built from a drawn seed: ``z`` from N(0, 4 I) (with ``x0 ~ N(0, I)`` for pairs) and
+    ``x = mu_t(z) + sigma_t eps`` with ``eps ~ N(0, I)``, so every point sits where the
+    path has its mass and ``x1 - x0`` is not degenerate.
+    """
+    path = draw(gaussian_paths()) if path is None else path
+    n = draw(st.integers(1, n_max))
+    d = draw(dims) if d is None else d
+    t_value = np.array([draw(t) for _ in range(n)])
+    rng = np.random.default_rng(draw(seeds))
+    x1 = 2.0 * rng.standard_normal((n, d))
+    z = (rng.standard_normal((n, d)), x1) if path.conditions_on_pairs else x1
+    x = path.flow(rng.standard_normal((n, d)), t_value, z)
+    return path, x, t_value, z
+
+
+@st.composite
+def planar_layers(draw, d, invertible=True):
+    """Planar-layer params ``{"a", "b", "c"}`` in dimension ``d`` with a chosen ``a^T b``.
+
+    ``|b|`` in ``[0.5, 2]``; ``a^T b`` in ``[-0.9, -0.3] u [0.3, 3]`` if ``invertible``
+    (away from 0, so the layer is visibly not the identity, and from the boundary -1),
+    else in ``[-4, -1.2]``; ``a`` has a component orthogonal to ``b`` of norm up to 1.
+    """
+    rng = np.random.default_rng(draw(seeds))
+    b_dir = rng.standard_normal(d)
+    b = b_dir / np.linalg.norm(b_dir) * draw(st.floats(0.5, 2.0))
+    if invertible:
+        ab = draw(st.one_of(st.floats(-0.9, -0.3), st.floats(0.3, 3.0)))
+    else:
+        ab = draw(st.floats(-4.0, -1.2))
+    perp = rng.standard_normal(d)
+    perp = perp - (perp @ b) / (b @ b) * b
+    norm = np.linalg.norm(perp)
+    perp = perp / norm * draw(st.floats(0.0, 1.0)) if norm > 1e-12 else 0.0 * perp
+    a = ab / (b @ b) * b + perp
+    return {"a": a, "b": b, "c": np.array(draw(st.floats(-1.0, 1.0)))}

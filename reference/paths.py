@@ -1,0 +1,529 @@
+"""Conditional probability paths p(x | t, z) and their velocities  [lecture: Modeling Choices; Example 1; Example 2]
+
+Every path here is Gaussian with a mean that is affine in the conditioning variable z
+and a standard deviation that depends on t only:
+
+    p(x | t, z) = N(mu_t(z), sigma_t^2 I),   mu_t(z) = alpha_t x1 + beta_t x0,
+
+with ``z = x1`` (no ``x0`` term) or ``z = (x0, x1)``. Writing a sample as the
+conditional flow ``x_t = psi_t(eps) = mu_t(z) + sigma_t eps`` with ``eps ~ N(0, I)`` and
+differentiating in t gives the conditional velocity
+
+    u_cond(x, t, z) = d/dt mu_t(z) + (d/dt sigma_t / sigma_t) (x - mu_t(z)),
+
+which solves the continuity equation (5) together with p(x | t, z). ``GaussianPath``
+computes it with the time derivatives of the schedules taken by autograd; the lecture's
+two paths also carry their hand-written velocity, and the tests check the two agree.
+
+| path | z | alpha_t | beta_t | sigma_t |
+| --- | --- | --- | --- | --- |
+| ``LinearInterpolationPath(sigma)`` (Example 1) | (x0, x1) | t | 1 - t | sigma |
+| ``ConicalGaussianPath()`` (Example 2) | x1 | t | 0 | 1 - t |
+| ``OptimalTransportPath(sigma_min)`` (Lipman et al. 2023, eq. 20) | x1 | t | 0 | 1 - (1 - sigma_min) t |
+| ``VariancePreservingPath(beta_min, beta_max)`` (Lipman et al. 2023, eq. 19) | x1 | a(1 - t) | 0 | sqrt(1 - a(1 - t)^2) |
+
+Singular points. Where ``sigma_t = 0`` the conditional path is a Dirac delta:
+``sample_x`` returns the mean there, ``logpdf`` refuses with a ``ValueError`` naming t
+(a Dirac has no density), and ``velocity`` refuses where ``sigma_t = 0`` while
+``d/dt sigma_t != 0`` (the conical path at ``t = 1``: ``(x1 - x) / (1 - t)`` is 0/0 on
+its support). Where ``sigma_t`` is constant (``d/dt sigma_t = 0``, the linear path) the
+term ``(d/dt sigma_t / sigma_t)(x - mu_t)`` is zero by definition, also for
+``sigma = 0``: the conditional flow is then a pure translation. To train or integrate up
+to ``t = 1`` without the singularity, use ``OptimalTransportPath(sigma_min > 0)``.
+"""
+
+import autograd.numpy as np
+import numpy as onp
+from autograd import elementwise_grad
+from autograd.tracer import getval
+
+from ._validate import (
+    as_points,
+    as_time,
+    check_callable,
+    check_finite_number,
+    check_positive_int,
+    check_rng,
+)
+
+__all__ = [
+    "gaussian_logpdf",
+    "gaussian_path_velocity",
+    "linear_interpolation_velocity",
+    "conical_velocity",
+    "GaussianPath",
+    "LinearInterpolationPath",
+    "ConicalGaussianPath",
+    "OptimalTransportPath",
+    "VariancePreservingPath",
+]
+
+LOG_2PI = onp.log(2.0 * onp.pi)
+
+
+def gaussian_logpdf(x, mean, std):
+    """Isotropic Gaussian log-density  log N(x; mu_t(z), sigma_t^2 I)  [lecture: Example 1, Example 2]
+
+        log p(x | t, z) = -d/2 log(2 pi) - d log sigma_t - |x - mu_t(z)|^2 / (2 sigma_t^2)
+
+    No input checks: a building block that broadcasts over leading axes (the marginal
+    evaluates it for every pair of a point and a z).
+
+    Args:
+        x: points, shape ``(..., d)``.
+        mean: ``mu_t(z)``, shape broadcastable with ``x``.
+        std: ``sigma_t > 0``, shape broadcastable with ``x[..., 0]``.
+
+    Returns:
+        shape ``x.shape[:-1]`` broadcast with ``mean.shape[:-1]``.
+    """
+    d = np.shape(x)[-1]
+    sq = np.sum((x - mean) ** 2, axis=-1)
+    return -0.5 * d * LOG_2PI - d * np.log(std) - 0.5 * sq / std**2
+
+
+def gaussian_path_velocity(x, mean, dmean, std, dstd):
+    """Conditional velocity of a Gaussian path  [lecture: Example 2 (general form); continuity eq. (5)]
+
+        u_cond(x, t, z) = d/dt mu_t(z) + (d/dt sigma_t / sigma_t) (x - mu_t(z))
+
+    with the ratio taken as 0 where ``d/dt sigma_t = 0`` (a constant std: a translation).
+    No input checks; broadcasts over leading axes like ``gaussian_logpdf``.
+
+    Args:
+        x: points, shape ``(..., d)``.
+        mean, dmean: ``mu_t(z)`` and ``d/dt mu_t(z)``, broadcastable with ``x``.
+        std, dstd: ``sigma_t`` and ``d/dt sigma_t``, broadcastable with ``x[..., 0]``;
+            ``std > 0`` wherever ``dstd != 0``.
+
+    Returns:
+        the broadcast shape of ``x`` and ``mean``.
+    """
+    constant = getval(dstd) == 0.0
+    ratio = np.where(constant, 0.0, dstd / np.where(constant, 1.0, std))
+    return dmean + ratio[..., None] * (x - mean)
+
+
+def linear_interpolation_velocity(x0, x1):
+    """Conditional velocity of the linear interpolation path  [lecture: Example 1]
+
+        u_cond(x, t, z = (x0, x1)) = x1 - x0   (independent of x and t)
+
+    Args:
+        x0, x1: shape ``(n, d)`` each.
+
+    Returns:
+        shape ``(n, d)``.
+    """
+    return x1 - x0
+
+
+def conical_velocity(x, t, x1):
+    """Conditional velocity of the conical Gaussian path  [lecture: Example 2; summary table, step 3]
+
+        u_cond(x, t, z = x1) = (x1 - x) / (1 - t)
+
+    The sign of the summary table. The text of Example 2 prints (x - x1) / (1 - t);
+    the continuity equation (5) rejects it (see tests/test_paths.py). Undefined at t = 1.
+
+    Args:
+        x: points, shape ``(n, d)``.
+        t: a float or an array of shape ``(n,)``, every entry < 1.
+        x1: shape ``(n, d)``.
+
+    Returns:
+        shape ``(n, d)``.
+    """
+    one_minus_t = 1.0 - np.reshape(t, (-1, 1)) if np.ndim(t) else 1.0 - t  # (n, 1) or a float
+    return (x1 - x) / one_minus_t
+
+
+def _time_vector(t, n):
+    """A float or ``(n,)`` time as an ``(n,)`` array (autograd boxes pass through)."""
+    return np.ones(n) * t
+
+
+def _ddt(f, t_vec):
+    """Elementwise d/dt of a schedule ``f: (n,) -> (n,)`` by autograd."""
+    return elementwise_grad(lambda s: f(s) + 0.0 * s)(t_vec)  # + 0 s: a constant f is still traced
+
+
+def _describe_times(t_vec, mask):
+    bad = onp.unique(onp.asarray(getval(t_vec))[mask])
+    return ", ".join(f"{v:.6g}" for v in bad[:5])
+
+
+class GaussianPath:
+    """A Gaussian conditional path  p(x | t, z) = N(alpha_t x1 + beta_t x0, sigma_t^2 I)  [lecture: Modeling Choices]
+
+    The schedules are callables of t (an ``(n,)`` array) written in ``autograd.numpy``;
+    their time derivatives are taken by autograd. ``z = x1`` (an ``(n, d)`` array) when
+    ``beta`` is None, else ``z = (x0, x1)`` (a tuple of two ``(n, d)`` arrays) with
+    ``x0 ~ N(0, I)``.
+
+    Args:
+        alpha: ``t -> alpha_t``, the weight of ``x1`` in the mean.
+        sigma: ``t -> sigma_t >= 0``, the standard deviation.
+        beta: ``t -> beta_t``, the weight of ``x0`` in the mean, or None (``z = x1``).
+        name: used in error messages and ``repr``.
+    """
+
+    def __init__(self, alpha, sigma, beta=None, name="GaussianPath"):
+        self.alpha = check_callable(alpha, "alpha")
+        self.sigma = check_callable(sigma, "sigma")
+        self.beta = None if beta is None else check_callable(beta, "beta")
+        self.name = name
+
+    @property
+    def conditions_on_pairs(self):
+        """True when ``z = (x0, x1)``, False when ``z = x1``."""
+        return self.beta is not None
+
+    def __repr__(self):
+        return f"{self.name}()"
+
+    # -- z ---------------------------------------------------------------------------------
+
+    def split_z(self, z, d=None):
+        """Check ``z`` and return ``(x0, x1)`` (``x0`` is None when ``z = x1``).
+
+        Args:
+            z: ``x1`` of shape ``(m, d)``, or ``(x0, x1)`` with both of shape ``(m, d)``.
+            d: the expected dimension, or None.
+        """
+        if self.conditions_on_pairs:
+            if not isinstance(z, (tuple, list)) or len(z) != 2:
+                raise TypeError(
+                    f"z must be a tuple (x0, x1) of two (m, d) arrays for {self.name}, "
+                    f"got {type(getval(z)).__name__}"
+                )
+            x0 = as_points(z[0], "z[0] (x0)", d=d)
+            x1 = as_points(z[1], "z[1] (x1)", d=d)
+            if np.shape(x0) != np.shape(x1):
+                raise ValueError(f"x0 and x1 of z must have the same shape, got {np.shape(x0)} and {np.shape(x1)}")
+            return x0, x1
+        if isinstance(z, (tuple, list)):
+            raise TypeError(f"z must be an (m, d) array of x1 for {self.name}, got a {type(z).__name__}")
+        return None, as_points(z, "z (x1)", d=d)
+
+    def sample_z(self, n, data, rng):
+        """Draw ``z ~ p(z)``: ``x1`` resampled from ``data``, with ``x0 ~ N(0, I)`` for pairs  [lecture: summary table, step 1]
+
+        Args:
+            n: number of samples.
+            data: data points, shape ``(m, d)``, drawn with replacement.
+            rng: ``numpy.random.Generator``.
+
+        Returns:
+            ``x1`` of shape ``(n, d)``, or the tuple ``(x0, x1)``.
+        """
+        n = check_positive_int(n, "n")
+        data = as_points(data, "data", allow_traced=False)
+        rng = check_rng(rng)
+        x1 = data[rng.integers(0, data.shape[0], size=n)]
+        if self.conditions_on_pairs:
+            return rng.standard_normal(x1.shape), x1
+        return x1
+
+    # -- schedules -------------------------------------------------------------------------
+
+    def mean(self, t, z):
+        """The mean  mu_t(z) = alpha_t x1 + beta_t x0  [lecture: Example 1, Example 2]
+
+        Args:
+            t: a float or an array of shape ``(n,)``.
+            z: ``x1`` or ``(x0, x1)`` with ``n`` rows.
+
+        Returns:
+            shape ``(n, d)``.
+        """
+        x0, x1 = self.split_z(z)
+        n = np.shape(x1)[0]
+        t_vec = _time_vector(as_time(t, n, low=0.0, high=1.0), n)
+        return self._mean(t_vec, x0, x1)
+
+    def std(self, t):
+        """The standard deviation  sigma_t  [lecture: Example 1, Example 2]
+
+        Args:
+            t: a float or an array of shape ``(n,)``.
+
+        Returns:
+            a float or an array like ``t``.
+        """
+        value = getval(t)
+        t = as_time(t, onp.size(value) if onp.ndim(value) else 1, low=0.0, high=1.0)
+        return self._std(t)
+
+    def _mean(self, t_vec, x0, x1):
+        mean = self.alpha(t_vec)[:, None] * x1
+        if x0 is not None:
+            mean = mean + self.beta(t_vec)[:, None] * x0
+        return mean
+
+    def _dmean(self, t_vec, x0, x1):
+        dmean = _ddt(self.alpha, t_vec)[:, None] * x1
+        if x0 is not None:
+            dmean = dmean + _ddt(self.beta, t_vec)[:, None] * x0
+        return dmean
+
+    def _std(self, t):
+        return self.sigma(t) + 0.0 * t
+
+    def schedules(self, t):
+        """``(alpha_t, beta_t, sigma_t)`` and their time derivatives, by autograd  [lecture: Modeling Choices]
+
+        Args:
+            t: an array of shape ``(n,)``.
+
+        Returns:
+            ``(alpha, beta, sigma), (dalpha, dbeta, dsigma)``, each of shape ``(n,)``
+            (``beta = dbeta = 0`` when ``z = x1``; ``dsigma`` is infinite where a
+            square-root schedule reaches ``sigma_t = 0``: the variance-preserving path at ``t = 1``).
+        """
+        t = np.ones(np.shape(getval(t))) * t
+        zero = 0.0 * t
+        beta = self.beta if self.beta is not None else (lambda s: 0.0 * s)
+        values = (self.alpha(t) + zero, beta(t) + zero, self._std(t))
+        with onp.errstate(divide="ignore", invalid="ignore"):  # sigma_t' is infinite where a sqrt schedule hits 0
+            derivatives = (_ddt(self.alpha, t), _ddt(beta, t), _ddt(self.sigma, t))
+        return values, derivatives
+
+    # -- the path --------------------------------------------------------------------------
+
+    def _parse(self, x, t, z):
+        x0, x1 = self.split_z(z)
+        n, d = np.shape(x1)
+        if x is not None:
+            x = as_points(x, "x", d=d)
+            if np.shape(x)[0] != n:
+                raise ValueError(f"x and z must have the same number of rows, got {np.shape(x)[0]} and {n}")
+        t_vec = _time_vector(as_time(t, n, low=0.0, high=1.0), n)
+        return x, t_vec, x0, x1
+
+    def _refuse_dirac(self, t_vec, std, what):
+        mask = onp.asarray(getval(std)) <= 0.0
+        if onp.any(mask):
+            raise ValueError(
+                f"{self.name}: sigma_t = 0 at t = {_describe_times(t_vec, mask)}, where p(x | t, z) is a "
+                f"Dirac delta at mu_t(z) and {what}; use t where sigma_t > 0"
+                + (" (or OptimalTransportPath(sigma_min > 0))" if not self.conditions_on_pairs else " (sigma > 0)")
+            )
+
+    def flow(self, eps, t, z):
+        """Conditional flow  psi_t(eps) = mu_t(z) + sigma_t eps  [lecture: Example 1, Example 2]
+
+        ``eps ~ N(0, I)`` gives ``x ~ p(x | t, z)``; d/dt psi_t(eps) = u_cond(psi_t(eps), t, z).
+
+        Args:
+            eps: shape ``(n, d)``.
+            t: a float or an array of shape ``(n,)``.
+            z: ``x1`` or ``(x0, x1)`` with ``n`` rows.
+
+        Returns:
+            shape ``(n, d)``.
+        """
+        eps, t_vec, x0, x1 = self._parse(eps, t, z)
+        return self._mean(t_vec, x0, x1) + self._std(t_vec)[:, None] * eps
+
+    def sample_x(self, t, z, rng):
+        """Draw  x ~ p(x | t, z) = N(mu_t(z), sigma_t^2 I)  [lecture: summary table, step 4]
+
+        Where ``sigma_t = 0`` (a Dirac) the sample is the mean ``mu_t(z)``.
+
+        Args:
+            t: a float or an array of shape ``(n,)``.
+            z: ``x1`` or ``(x0, x1)`` with ``n`` rows.
+            rng: ``numpy.random.Generator``.
+
+        Returns:
+            shape ``(n, d)``.
+        """
+        rng = check_rng(rng)
+        _, x1 = self.split_z(z)
+        return self.flow(rng.standard_normal(np.shape(x1)), t, z)
+
+    def logpdf(self, x, t, z):
+        """Log-density  log p(x | t, z) = log N(x; mu_t(z), sigma_t^2 I)  [lecture: Example 1, Example 2]
+
+        Args:
+            x: points, shape ``(n, d)``.
+            t: a float or an array of shape ``(n,)``.
+            z: ``x1`` or ``(x0, x1)`` with ``n`` rows (row i conditions point i).
+
+        Returns:
+            shape ``(n,)``.
+
+        Raises:
+            ValueError: where ``sigma_t = 0`` (a Dirac delta has no density).
+        """
+        x, t_vec, x0, x1 = self._parse(x, t, z)
+        std = self._std(t_vec)
+        self._refuse_dirac(t_vec, std, "has no density")
+        return gaussian_logpdf(x, self._mean(t_vec, x0, x1), std)
+
+    def velocity(self, x, t, z):
+        """Conditional velocity  u_cond(x, t, z) = mu_t'(z) + sigma_t'/sigma_t (x - mu_t(z)), by autograd  [lecture: Example 2; eq. (5)]
+
+        Args:
+            x: points, shape ``(n, d)``.
+            t: a float or an array of shape ``(n,)``.
+            z: ``x1`` or ``(x0, x1)`` with ``n`` rows.
+
+        Returns:
+            shape ``(n, d)``.
+
+        Raises:
+            ValueError: where ``sigma_t = 0`` and ``sigma_t' != 0`` (the velocity is 0/0).
+        """
+        x, t_vec, x0, x1 = self._parse(x, t, z)
+        std = self._std(t_vec)
+        with onp.errstate(divide="ignore", invalid="ignore"):  # d/dt sigma_t may be infinite where sigma_t = 0
+            dstd = _ddt(self.sigma, t_vec)
+        singular = (onp.asarray(getval(std)) <= 0.0) & (onp.asarray(getval(dstd)) != 0.0)
+        if onp.any(singular):
+            self._refuse_dirac(t_vec, onp.where(singular, 0.0, 1.0), "the velocity (d/dt sigma_t / sigma_t) is undefined")
+        return gaussian_path_velocity(x, self._mean(t_vec, x0, x1), self._dmean(t_vec, x0, x1), std, dstd)
+
+
+class LinearInterpolationPath(GaussianPath):
+    """Linear interpolation  p(x | t, z = (x0, x1)) = N((1 - t) x0 + t x1, sigma^2 I)  [lecture: Example 1]
+
+    ``z = (x0, x1) ~ p0 x p_data`` and ``u_cond = x1 - x0``. With ``sigma = 0`` (the
+    lecture's choice, needed for the exact boundary conditions) the path is a Dirac
+    delta: ``logpdf`` refuses, ``sample_x`` is the deterministic interpolant. With
+    ``sigma > 0`` the boundary marginals are ``p0`` and ``p_data`` blurred by
+    ``N(0, sigma^2 I)``.
+
+    Args:
+        sigma: the constant standard deviation, ``>= 0``.
+    """
+
+    def __init__(self, sigma=0.0):
+        check_finite_number(sigma, "sigma", nonnegative=True)
+        self.sigma_value = float(sigma)
+        super().__init__(
+            alpha=lambda t: t, beta=lambda t: 1.0 - t, sigma=lambda t: self.sigma_value + 0.0 * t,
+            name=f"LinearInterpolationPath(sigma={self.sigma_value:g})",
+        )
+
+    def __repr__(self):
+        return self.name
+
+    def velocity(self, x, t, z):
+        """Conditional velocity  u_cond(x, t, z = (x0, x1)) = x1 - x0  [lecture: Example 1; summary table, step 3]
+
+        Args:
+            x: points, shape ``(n, d)`` (unused but checked).
+            t: a float or an array of shape ``(n,)`` (unused but checked).
+            z: ``(x0, x1)``, each of shape ``(n, d)``.
+
+        Returns:
+            shape ``(n, d)``.
+        """
+        x, _, x0, x1 = self._parse(x, t, z)
+        return linear_interpolation_velocity(x0, x1) + 0.0 * x  # + 0 x: traced in x, so div u = 0 by autograd
+
+
+class ConicalGaussianPath(GaussianPath):
+    """Conical Gaussian path  p(x | t, z = x1) = N(t x1, (1 - t)^2 I)  [lecture: Example 2]
+
+    ``z = x1 ~ p_data`` and ``u_cond = (x1 - x) / (1 - t)``. At ``t = 1`` the path is the
+    Dirac delta at ``x1``: ``sample_x`` returns ``x1``; ``logpdf`` and ``velocity`` raise
+    a ``ValueError`` naming t (use ``t < 1``, or ``OptimalTransportPath(sigma_min)``).
+    """
+
+    def __init__(self):
+        super().__init__(alpha=lambda t: t, sigma=lambda t: 1.0 - t, name="ConicalGaussianPath")
+
+    def velocity(self, x, t, z):
+        """Conditional velocity  u_cond(x, t, z = x1) = (x1 - x) / (1 - t)  [lecture: Example 2; summary table, step 3]
+
+        Args:
+            x: points, shape ``(n, d)``.
+            t: a float or an array of shape ``(n,)`` with every entry < 1.
+            z: ``x1``, shape ``(n, d)``.
+
+        Returns:
+            shape ``(n, d)``.
+
+        Raises:
+            ValueError: at ``t = 1``.
+        """
+        x, t_vec, _, x1 = self._parse(x, t, z)
+        self._refuse_dirac(t_vec, 1.0 - getval(t_vec), "the velocity (x1 - x) / (1 - t) is undefined")
+        return conical_velocity(x, t_vec, x1)
+
+
+class OptimalTransportPath(GaussianPath):
+    """Conditional optimal-transport path of Lipman et al. (2023)  N(t x1, (1 - (1 - sigma_min) t)^2 I)  [lecture: Example 2 (sigma_min variant)]
+
+        mu_t(x1) = t x1,  sigma_t = 1 - (1 - sigma_min) t,
+        u_cond(x, t, x1) = (x1 - (1 - sigma_min) x) / (1 - (1 - sigma_min) t)
+
+    (Lipman et al., "Flow Matching for Generative Modeling", ICLR 2023, eqs. 20-21).
+    ``sigma_min = 0`` is the conical path; ``sigma_min > 0`` keeps ``sigma_1 = sigma_min``
+    so the path and its velocity are defined on all of ``[0, 1]``, at the price of
+    ``p(x | 1, x1) = N(x1, sigma_min^2 I)`` instead of a Dirac.
+
+    Args:
+        sigma_min: ``sigma_1``, in ``[0, 1)``.
+    """
+
+    def __init__(self, sigma_min=1e-4):
+        check_finite_number(sigma_min, "sigma_min", nonnegative=True)
+        if sigma_min >= 1.0:
+            raise ValueError(f"sigma_min must be in [0, 1), got {sigma_min}")
+        self.sigma_min = float(sigma_min)
+        super().__init__(
+            alpha=lambda t: t, sigma=lambda t: 1.0 - (1.0 - self.sigma_min) * t,
+            name=f"OptimalTransportPath(sigma_min={self.sigma_min:g})",
+        )
+
+    def __repr__(self):
+        return self.name
+
+
+class VariancePreservingPath(GaussianPath):
+    """Variance-preserving diffusion path, in flow-matching time  [lecture: Modeling Choices (diffusion paths)]
+
+    Diffusion models run time from data (s = 0) to noise (s = 1) with the forward SDE
+    ``dx = -beta(s)/2 x ds + sqrt(beta(s)) dW``, ``beta(s) = beta_min + s (beta_max -
+    beta_min)``, whose transition is ``N(a(s) x1, (1 - a(s)^2) I)`` with
+
+        a(s) = exp(-T(s) / 2),   T(s) = int_0^s beta = beta_min s + (beta_max - beta_min) s^2 / 2.
+
+    Here ``t = 1 - s`` (t = 0 noise, t = 1 data), as in Lipman et al. (2023), eq. (19):
+
+        mu_t(x1) = a(1 - t) x1,  sigma_t = sqrt(1 - a(1 - t)^2).
+
+    At ``t = 0`` the path is ``N(a(1) x1, (1 - a(1)^2) I)``, close to but not exactly
+    ``p0`` (``a(1) = exp(-5.025) = 6.6e-3`` for the defaults 0.1 and 20). At ``t = 1``,
+    ``sigma_1 = 0``: ``logpdf`` and ``velocity`` refuse there like the conical path.
+
+    Args:
+        beta_min, beta_max: the noise rates ``beta(0)`` and ``beta(1)``, ``0 <= beta_min <= beta_max``
+            with ``beta_max > 0``.
+    """
+
+    def __init__(self, beta_min=0.1, beta_max=20.0):
+        check_finite_number(beta_min, "beta_min", nonnegative=True)
+        check_finite_number(beta_max, "beta_max", positive=True)
+        if beta_max < beta_min:
+            raise ValueError(f"beta_max must be >= beta_min, got beta_min={beta_min}, beta_max={beta_max}")
+        self.beta_min, self.beta_max = float(beta_min), float(beta_max)
+        super().__init__(alpha=self._a_of_t, sigma=self._sigma_of_t,
+                         name=f"VariancePreservingPath(beta_min={self.beta_min:g}, beta_max={self.beta_max:g})")
+
+    def __repr__(self):
+        return self.name
+
+    def integrated_rate(self, s):
+        """``T(s) = int_0^s beta(r) dr = beta_min s + (beta_max - beta_min) s^2 / 2`` in diffusion time s."""
+        return self.beta_min * s + 0.5 * (self.beta_max - self.beta_min) * s**2
+
+    def _a_of_t(self, t):
+        return np.exp(-0.5 * self.integrated_rate(1.0 - t))
+
+    def _sigma_of_t(self, t):
+        return np.sqrt(-np.expm1(-self.integrated_rate(1.0 - t)))  # sqrt(1 - a^2), accurate near t = 1
