@@ -129,3 +129,24 @@ def planar_layers(draw, d, invertible=True):
     perp = perp / norm * draw(st.floats(0.0, 1.0)) if norm > 1e-12 else 0.0 * perp
     a = ab / (b @ b) * b + perp
     return {"a": a, "b": b, "c": np.array(draw(st.floats(-1.0, 1.0)))}
+
+
+@st.composite
+def coupling_layers(draw, min_d=2, max_d=6):
+    """``(params, d, d_split)`` of a random affine coupling layer of ``reference.flows.coupling``.
+
+    ``d`` in ``[min_d, max_d]``, any split ``1 <= d' <= d - 1``, one or two hidden layers;
+    the last layer of ``s`` is multiplied by a factor in ``[0.5, 3]`` so that the soft
+    scale bound is exercised, and that of ``t`` by one in ``[0.5, 2]``.
+    """
+    from reference.flows.coupling import coupling_init
+
+    d = draw(st.integers(min_d, max_d))
+    d_split = draw(st.integers(1, d - 1))
+    hidden = tuple(draw(st.lists(st.integers(1, 8), min_size=1, max_size=2)))
+    params = coupling_init(d, d_split, hidden, np.random.default_rng(draw(seeds)))
+    for name, (lo, hi) in (("s", (0.5, 3.0)), ("t", (0.5, 2.0))):
+        factor = draw(st.floats(lo, hi))
+        W, b = params[name][-1]
+        params[name][-1] = (factor * W, factor * b)
+    return params, d, d_split

@@ -4,6 +4,7 @@ import autograd.numpy as anp
 import numpy as np
 import pytest
 from autograd import grad
+from autograd.test_util import check_grads
 from hypothesis import given, strategies as st
 from scipy.optimize import brentq
 
@@ -189,6 +190,9 @@ def test_inverse_is_differentiable_and_its_gradient_matches_finite_differences(r
     fd_c = central_difference(lambda v: loss(v, a), c)
     np.testing.assert_allclose(grad(loss, 0)(c, a), fd_c, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(grad(loss, 1)(c, a), central_difference(lambda v: loss(c, v), a), rtol=1e-6, atol=1e-7)
+    # and with respect to the whole params dict at once (as a trainer differentiates it)
+    check_grads(lambda p: anp.sum(w * planar_inverse(p, y)[0]) + anp.sum(planar_inverse(p, y)[1]),
+                modes=["rev"], order=1)(params)
     # negative control: holding the root s fixed (no implicit-function derivative) gives
     # a different c-gradient
     s_fixed = planar_inverse(params, y)[0] @ b + c

@@ -72,9 +72,10 @@ def planar_init(d, rng, scale=1.0):
 
 
 def _check_params(params, d=None):
-    if not isinstance(params, dict) or set(params) != {"a", "b", "c"}:
-        raise TypeError(f"params must be a dict with keys 'a', 'b', 'c', got {type(params).__name__}"
-                        + (f" with keys {sorted(params)}" if isinstance(params, dict) else ""))
+    raw = getval(params)  # a dict, also when autograd differentiates with respect to it
+    if not isinstance(raw, dict) or set(raw) != {"a", "b", "c"}:
+        raise TypeError(f"params must be a dict with keys 'a', 'b', 'c', got {type(raw).__name__}"
+                        + (f" with keys {sorted(raw)}" if isinstance(raw, dict) else ""))
     a, b, c = params["a"], params["b"], params["c"]
     if np.ndim(a) != 1 or np.shape(a) != np.shape(b) or np.ndim(c) != 0:
         raise ValueError(

@@ -1,0 +1,226 @@
+"""RealNVP's affine coupling layer  [lecture: RealNVP, eq. (3); Fig. 3]
+
+With a split ``1 <= d' <= d - 1`` of the coordinates,
+
+    phi(x)_{1:d'}   = x_{1:d'}
+    phi(x)_{d'+1:d} = x_{d'+1:d} * exp(s(x_{1:d'})) + t(x_{1:d'})               (eq. (3))
+
+where the scale ``s`` and the translation ``t`` map ``R^{d'}`` to ``R^{d-d'}``. Its
+Jacobian is lower triangular, ``[[I_{d'}, 0], [..., diag(exp(s))]]``, so
+``log |det J_phi(x)| = sum(s(x_{1:d'}))`` with no Jacobian of ``s`` or ``t``, and it is
+inverted in closed form:
+
+    phi^{-1}(y)_{1:d'}   = y_{1:d'}
+    phi^{-1}(y)_{d'+1:d} = (y_{d'+1:d} - t(y_{1:d'})) * exp(-s(y_{1:d'})).
+
+Choices made here (the formula stays eq. (3)):
+
+- ``t`` is an MLP of ``reference.nn``; ``s`` is an MLP passed through a soft bound,
+  ``s(h) = S tanh(MLP_s(h) / S)`` with ``S = SCALE_BOUND = 2``, so each coordinate is
+  scaled by a factor between ``e^-2`` and ``e^2`` per layer (``s ~ MLP_s`` where the MLP
+  is small). Training cannot then blow ``exp(s)`` up, and the log-det of a layer is at
+  most ``2 (d - d')`` in absolute value.
+- ``d'`` must satisfy ``1 <= d' <= d - 1``. The lecture allows ``d' <= d``, but at
+  ``d' = d`` the second half is empty, ``s`` and ``t`` map to ``R^0`` and the layer is the
+  identity, with nothing to learn; it is refused rather than silently returned.
+- Which coordinates form the two halves is chosen by an optional permutation ``perm``
+  (data passed with the call, not a parameter): the layer acts on ``x[:, perm]`` and
+  puts the result back in place, ``phi_perm(x)[:, perm] = phi(x[:, perm])``. A
+  permutation has ``|det| = 1``, so the log-det is unchanged. Alternating permutations
+  between layers (``flows.chain.alternating_permutations``) make every coordinate
+  transformed by some layer.
+
+Parameters are a dict ``{"s": mlp, "t": mlp}`` of two ``reference.nn`` MLPs, so
+``autograd.grad`` and ``autograd.misc.optimizers.adam`` take them unchanged.
+"""
+
+import numbers
+
+import autograd.numpy as np
+import numpy as onp
+from autograd.tracer import getval
+
+from .._validate import as_points, check_positive_int, check_rng
+from ..nn import mlp_apply, mlp_init
+
+__all__ = [
+    "SCALE_BOUND",
+    "check_split",
+    "check_permutation",
+    "coupling_init",
+    "coupling_scale",
+    "coupling_translation",
+    "coupling_log_det",
+    "coupling_forward",
+    "coupling_inverse",
+]
+
+SCALE_BOUND = 2.0
+"""``S`` in ``s(h) = S tanh(MLP_s(h) / S)``: ``|s| < S``, so ``exp(s)`` lies in ``(e^-S, e^S)``."""
+
+
+def check_split(d, d_split):
+    """Return ``(d, d_split)`` as ints, raising unless ``d >= 2`` and ``1 <= d_split <= d - 1``."""
+    d = check_positive_int(d, "d", minimum=2)
+    if isinstance(d_split, bool) or not isinstance(d_split, numbers.Integral):
+        raise TypeError(f"d_split must be an integer d' with 1 <= d' <= d - 1 = {d - 1}, got {d_split!r}")
+    d_split = int(d_split)
+    if d_split == d:
+        raise ValueError(
+            f"d_split = d = {d} leaves nothing to transform: s and t would map to R^0 and the "
+            f"coupling would be the identity; choose 1 <= d_split <= {d - 1}"
+        )
+    if not 1 <= d_split <= d - 1:
+        raise ValueError(f"d_split must satisfy 1 <= d_split <= d - 1 = {d - 1}, got {d_split}")
+    return d, d_split
+
+
+def check_permutation(perm, d, name="perm"):
+    """Return ``perm`` as an int array, raising unless it is a permutation of ``0, ..., d - 1``."""
+    if perm is None:
+        return None
+    arr = onp.asarray(perm)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer array (a permutation of 0..{d - 1}), got dtype {arr.dtype}")
+    if arr.shape != (d,) or not onp.array_equal(onp.sort(arr), onp.arange(d)):
+        raise ValueError(f"{name} must be a permutation of 0..{d - 1} (shape ({d},)), got {arr.tolist()}")
+    return arr.astype(onp.intp)
+
+
+def _check_mlp(mlp, name):
+    mlp = getval(mlp)
+    if not isinstance(mlp, (list, tuple)) or not mlp or not all(
+        isinstance(layer, (list, tuple)) and len(layer) == 2 for layer in mlp
+    ):
+        raise TypeError(f"params[{name!r}] must be an MLP: a list of (W, b) pairs as made by reference.nn.mlp_init")
+    return np.shape(mlp[0][0])[0], np.shape(mlp[-1][0])[1]
+
+
+def _split_of(params, d=None):
+    """``d'`` and ``d - d'`` of a layer, checked against each other and against ``d``."""
+    params = getval(params)  # a dict, also when autograd differentiates with respect to it
+    if not isinstance(params, dict) or set(params) != {"s", "t"}:
+        raise TypeError("params must be a dict {'s': mlp, 't': mlp} as made by coupling_init")
+    shapes = {name: _check_mlp(params[name], name) for name in ("s", "t")}
+    if shapes["s"] != shapes["t"]:
+        raise ValueError(f"params['s'] maps R^{shapes['s'][0]} -> R^{shapes['s'][1]} but params['t'] maps "
+                         f"R^{shapes['t'][0]} -> R^{shapes['t'][1]}; both must map R^d' -> R^(d-d')")
+    d_split, d_rest = shapes["s"]
+    if d is not None and d_split + d_rest != d:
+        raise ValueError(f"params are for d = {d_split + d_rest} (d' = {d_split}), the points have d = {d}")
+    return d_split
+
+
+def coupling_init(d, d_split, hidden, rng):
+    """Random affine-coupling parameters: MLPs ``s, t: R^{d'} -> R^{d-d'}``  [lecture: RealNVP, eq. (3)]
+
+    Args:
+        d: the dimension, ``>= 2``.
+        d_split: ``d'``, the number of coordinates passed through unchanged,
+            ``1 <= d' <= d - 1``.
+        hidden: the hidden widths of both MLPs, e.g. ``(32, 32)`` (``()`` for affine
+            ``s`` and ``t``).
+        rng: ``numpy.random.Generator``.
+
+    Returns:
+        ``{"s": [(W, b), ...], "t": [(W, b), ...]}`` (``reference.nn.mlp_init`` layouts).
+    """
+    d, d_split = check_split(d, d_split)
+    rng = check_rng(rng)
+    if isinstance(hidden, numbers.Integral) and not isinstance(hidden, bool):
+        raise TypeError(f"hidden must be a sequence of widths such as ({hidden},), got the integer {hidden}")
+    hidden = tuple(check_positive_int(h, "hidden[...]") for h in hidden)
+    sizes = (d_split, *hidden, d - d_split)
+    return {"s": mlp_init(sizes, rng), "t": mlp_init(sizes, rng)}
+
+
+def coupling_scale(params, x1):
+    """Scale  s(x_{1:d'}) = S tanh(MLP_s(x_{1:d'}) / S)  [lecture: RealNVP, eq. (3)]
+
+    Args:
+        params: ``{"s": mlp, "t": mlp}``.
+        x1: the first ``d'`` coordinates, shape ``(n, d')``.
+
+    Returns:
+        shape ``(n, d - d')``, each entry in ``(-S, S)`` with ``S = SCALE_BOUND``.
+    """
+    return SCALE_BOUND * np.tanh(mlp_apply(params["s"], x1) / SCALE_BOUND)
+
+
+def coupling_translation(params, x1):
+    """Translation  t(x_{1:d'}) = MLP_t(x_{1:d'})  [lecture: RealNVP, eq. (3)]
+
+    Returns:
+        shape ``(n, d - d')``.
+    """
+    return mlp_apply(params["t"], x1)
+
+
+def coupling_log_det(params, x, perm=None):
+    """log |det J_phi(x)| = sum_i s(x_{1:d'})_i, the Jacobian being lower triangular  [lecture: RealNVP, eq. (3)]
+
+    Args:
+        params: ``{"s": mlp, "t": mlp}``.
+        x: points, shape ``(n, d)``.
+        perm: optional permutation of the coordinates (see the module docstring).
+
+    Returns:
+        shape ``(n,)``.
+    """
+    x = as_points(x)
+    d_split = _split_of(params, x.shape[1])
+    perm = check_permutation(perm, x.shape[1])
+    xp = x if perm is None else x[:, perm]
+    return np.sum(coupling_scale(params, xp[:, :d_split]), axis=1)
+
+
+def coupling_forward(params, x, perm=None):
+    """Affine coupling  phi(x) = [x_{1:d'}, x_{d'+1:d} * exp(s(x_{1:d'})) + t(x_{1:d'})]  [lecture: RealNVP, eq. (3)]
+
+    Args:
+        params: ``{"s": mlp, "t": mlp}`` as made by ``coupling_init``.
+        x: points, shape ``(n, d)``.
+        perm: optional permutation of ``0..d-1``; the layer then acts on ``x[:, perm]``
+            and puts the result back in place.
+
+    Returns:
+        ``(y, log_det)``: shapes ``(n, d)`` and ``(n,)``, ``log_det = sum(s(x_{1:d'}))``.
+    """
+    x = as_points(x)
+    d = x.shape[1]
+    d_split = _split_of(params, d)
+    perm = check_permutation(perm, d)
+    xp = x if perm is None else x[:, perm]
+    x1, x2 = xp[:, :d_split], xp[:, d_split:]
+    s = coupling_scale(params, x1)
+    y2 = x2 * np.exp(s) + coupling_translation(params, x1)
+    y = np.concatenate([x1, y2], axis=1)
+    if perm is not None:
+        y = y[:, onp.argsort(perm)]
+    return y, np.sum(s, axis=1)
+
+
+def coupling_inverse(params, y, perm=None):
+    """Inverse coupling in closed form  phi^{-1}(y) = [y_{1:d'}, (y_{d'+1:d} - t(y_{1:d'})) * exp(-s(y_{1:d'}))]  [lecture: RealNVP, inverse after eq. (3)]
+
+    Args:
+        params: ``{"s": mlp, "t": mlp}`` as made by ``coupling_init``.
+        y: points, shape ``(n, d)``.
+        perm: the permutation the forward layer was called with, or None.
+
+    Returns:
+        ``(x, log_det_inv)``: shapes ``(n, d)`` and ``(n,)``,
+        ``log_det_inv = log |det J_{phi^{-1}}(y)| = -sum(s(y_{1:d'}))``.
+    """
+    y = as_points(y, "y")
+    d = y.shape[1]
+    d_split = _split_of(params, d)
+    perm = check_permutation(perm, d)
+    yp = y if perm is None else y[:, perm]
+    y1, y2 = yp[:, :d_split], yp[:, d_split:]
+    s = coupling_scale(params, y1)
+    x2 = (y2 - coupling_translation(params, y1)) * np.exp(-s)
+    x = np.concatenate([y1, x2], axis=1)
+    if perm is not None:
+        x = x[:, onp.argsort(perm)]
+    return x, -np.sum(s, axis=1)
