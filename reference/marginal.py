@@ -1,0 +1,176 @@
+"""The marginal path and the marginal velocity from a finite set of z  [lecture: Theorem 1, eq. (9), (10); Fig. 10, Fig. 12]
+
+For a finite set ``z_1, ..., z_m`` (samples of p(z), or a whole empirical data set) the
+marginal path is the mixture ``p(x | t) = (1/m) sum_j p(x | t, z_j)`` and Theorem 1
+gives its velocity:
+
+    u(x, t) = sum_j w_j(x, t) u_cond(x, t, z_j),   w_j(x, t) = p(x | t, z_j) / sum_k p(x | t, z_k),
+
+the posterior ``p(z_j | x, t)`` of eq. (9) written as the ratio of eq. (10). For samples
+of p(z) this is the Monte Carlo estimate of eq. (9); for any finite set it is the exact
+velocity of the mixture (it solves the continuity equation with it exactly).
+
+Everything is computed in log space: ``log w_j = l_j - logsumexp_k l_k`` with
+``l_j = log p(x | t, z_j)``, so a point far from every z (where every ``p(x | t, z_j)``
+underflows to 0) still gets finite weights. ``marginal_logpdf`` and
+``marginal_velocity`` run over blocks of at most ``chunk_size`` points and
+``chunk_size`` values of z with an online (streaming) log-sum-exp, so their memory is
+``O(chunk_size^2 d + (n + m) d)`` whatever ``n`` and ``m``. All three functions are
+autograd-differentiable in ``x`` and ``t``.
+"""
+
+import autograd.numpy as np
+import numpy as onp
+from autograd.tracer import getval
+
+from ._validate import as_points, as_time, check_positive_int
+from .paths import GaussianPath, gaussian_logpdf, gaussian_path_velocity
+
+__all__ = ["posterior_weights", "marginal_logpdf", "marginal_velocity", "DEFAULT_CHUNK"]
+
+DEFAULT_CHUNK = 512
+"""Default block size: a block holds ``chunk_size^2 * d`` floats (4 MB per array for d = 2)."""
+
+
+def _check_inputs(path, x, t, z, chunk_size):
+    if not isinstance(path, GaussianPath):
+        raise TypeError(f"path must be a reference.paths.GaussianPath, got {type(path).__name__}")
+    x = as_points(x)
+    n, d = np.shape(x)
+    x0, x1 = path.split_z(z, d=d)
+    t_vec = np.ones(n) * as_time(t, n, low=0.0, high=1.0)
+    if chunk_size is not None:
+        chunk_size = check_positive_int(chunk_size, "chunk_size")
+    return x, t_vec, x0, x1, chunk_size
+
+
+def _schedules(path, t_vec, need_velocity):
+    (alpha, beta, sigma), (dalpha, dbeta, dsigma) = path.schedules(t_vec)
+    path._refuse_dirac(t_vec, sigma, "the marginal of Dirac deltas has no density (eq. (10) needs sigma_t > 0)")
+    if need_velocity and not onp.all(onp.isfinite(getval(dsigma))):
+        bad = ~onp.isfinite(getval(dsigma))
+        raise ValueError(f"{path.name}: d/dt sigma_t is not finite at t = {onp.unique(getval(t_vec)[bad])[:5]}")
+    return alpha, beta, sigma, dalpha, dbeta, dsigma
+
+
+def _blocks(size, chunk_size):
+    step = size if chunk_size is None else chunk_size
+    return [slice(i, min(i + step, size)) for i in range(0, size, step)]
+
+
+def _pair_terms(x, sched, x0, x1, need_velocity):
+    """log p(x_i | t_i, z_j), shape (n_c, m_c), and u_cond(x_i, t_i, z_j), shape (n_c, m_c, d)."""
+    alpha, beta, sigma, dalpha, dbeta, dsigma = sched
+    mean = alpha[:, None, None] * x1[None]  # mu_{t_i}(z_j): (n_c, m_c, d)
+    if x0 is not None:
+        mean = mean + beta[:, None, None] * x0[None]
+    xi = x[:, None, :]
+    log_p = gaussian_logpdf(xi, mean, sigma[:, None])
+    if not need_velocity:
+        return log_p, None
+    dmean = dalpha[:, None, None] * x1[None]
+    if x0 is not None:
+        dmean = dmean + dbeta[:, None, None] * x0[None]
+    return log_p, gaussian_path_velocity(xi, mean, dmean, sigma[:, None], dsigma[:, None])
+
+
+def _take(sched, rows):
+    return tuple(s[rows] for s in sched)
+
+
+def _streamed(path, x, t, z, chunk_size, need_velocity):
+    """Online log-sum-exp over blocks of z, for blocks of x: (logsumexp_j l_ij, sum_j w_ij u_ij)."""
+    x, t_vec, x0, x1, chunk_size = _check_inputs(path, x, t, z, chunk_size)
+    sched = _schedules(path, t_vec, need_velocity)
+    m = np.shape(x1)[0]
+    lse_parts, u_parts = [], []
+    for rows in _blocks(np.shape(x)[0], chunk_size):
+        xs, ss = x[rows], _take(sched, rows)
+        M = S = V = None  # running max, sum of exp(l - M), sum of exp(l - M) u
+        for cols in _blocks(m, chunk_size):
+            log_p, u = _pair_terms(xs, ss, None if x0 is None else x0[cols], x1[cols], need_velocity)
+            block_max = np.max(log_p, axis=1)
+            M_new = block_max if M is None else np.maximum(M, block_max)
+            e = np.exp(log_p - M_new[:, None])
+            if M is None:
+                S = np.sum(e, axis=1)
+                V = np.einsum("nm,nmd->nd", e, u) if need_velocity else None
+            else:
+                rescale = np.exp(M - M_new)
+                S = S * rescale + np.sum(e, axis=1)
+                if need_velocity:
+                    V = V * rescale[:, None] + np.einsum("nm,nmd->nd", e, u)
+            M = M_new
+        lse_parts.append(M + np.log(S))
+        if need_velocity:
+            u_parts.append(V / S[:, None])
+    lse = np.concatenate(lse_parts) if len(lse_parts) > 1 else lse_parts[0]
+    if not need_velocity:
+        return lse, m, None
+    return lse, m, (np.concatenate(u_parts, axis=0) if len(u_parts) > 1 else u_parts[0])
+
+
+def posterior_weights(path, x, t, z, chunk_size=DEFAULT_CHUNK):
+    """Posterior weights  p(z_j | x, t) = p(x | t, z_j) / sum_k p(x | t, z_k)  [lecture: Theorem 1, eq. (9), (10)]
+
+    Computed in log space as ``exp(l_j - max_k l_k) / sum_i exp(l_i - max_k l_k)`` with
+    ``l_j = log p(x | t, z_j)`` (the log-sum-exp shift): every row sums to one and is
+    finite even where all ``p(x | t, z_j)`` underflow.
+
+    Args:
+        path: a ``GaussianPath`` (``sigma_t > 0`` at the given times).
+        x: points, shape ``(n, d)``.
+        t: a float or an array of shape ``(n,)``.
+        z: ``m`` values of z: ``x1`` of shape ``(m, d)`` or ``(x0, x1)``.
+        chunk_size: rows of ``x`` and of ``z`` per block, or None for one block.
+
+    Returns:
+        shape ``(n, m)``.
+    """
+    x, t_vec, x0, x1, chunk_size = _check_inputs(path, x, t, z, chunk_size)
+    sched = _schedules(path, t_vec, need_velocity=False)
+    rows_out = []
+    for rows in _blocks(np.shape(x)[0], chunk_size):
+        xs, ss = x[rows], _take(sched, rows)
+        cols_out = [_pair_terms(xs, ss, None if x0 is None else x0[c], x1[c], False)[0]
+                    for c in _blocks(np.shape(x1)[0], chunk_size)]
+        log_p = np.concatenate(cols_out, axis=1) if len(cols_out) > 1 else cols_out[0]
+        e = np.exp(log_p - np.max(log_p, axis=1, keepdims=True))  # the largest term is exp(0) = 1
+        rows_out.append(e / np.sum(e, axis=1, keepdims=True))
+    return np.concatenate(rows_out, axis=0) if len(rows_out) > 1 else rows_out[0]
+
+
+def marginal_logpdf(path, x, t, z, chunk_size=DEFAULT_CHUNK):
+    """Marginal log-density  log p(x | t) = log (1/m) sum_j p(x | t, z_j)  [lecture: From Conditional to Unconditional Velocity; Fig. 8, 9]
+
+    Args:
+        path: a ``GaussianPath`` (``sigma_t > 0`` at the given times).
+        x: points, shape ``(n, d)``.
+        t: a float or an array of shape ``(n,)``.
+        z: ``m`` values of z: ``x1`` of shape ``(m, d)`` or ``(x0, x1)``.
+        chunk_size: rows of ``x`` and of ``z`` per block, or None for one block.
+
+    Returns:
+        shape ``(n,)``.
+    """
+    lse, m, _ = _streamed(path, x, t, z, chunk_size, need_velocity=False)
+    return lse - onp.log(m)
+
+
+def marginal_velocity(path, x, t, z, chunk_size=DEFAULT_CHUNK):
+    """Marginal velocity  u(x, t) = sum_j p(z_j | x, t) u_cond(x, t, z_j)  [lecture: Theorem 1, eq. (9), (10)]
+
+    The Monte Carlo estimate of ``E_{z | x, t}[u_cond(x, t, z)]`` when ``z`` are samples
+    of p(z); the exact velocity of the mixture ``(1/m) sum_j p(x | t, z_j)`` for any set.
+
+    Args:
+        path: a ``GaussianPath`` (``sigma_t > 0`` at the given times).
+        x: points, shape ``(n, d)``.
+        t: a float or an array of shape ``(n,)``.
+        z: ``m`` values of z: ``x1`` of shape ``(m, d)`` or ``(x0, x1)``.
+        chunk_size: rows of ``x`` and of ``z`` per block, or None for one block.
+
+    Returns:
+        shape ``(n, d)``.
+    """
+    return _streamed(path, x, t, z, chunk_size, need_velocity=True)[2]
