@@ -18,6 +18,9 @@ Step 5 of the lecture's summary samples ``p_1 ~ p_data``; these distances measur
 A value means little alone: ``noise_floor`` measures the same metric between two
 independent draws of the data, which is what a perfect model would score with the same
 sample sizes. The distance matrices take ``O(n m)`` memory.
+
+``path_length_ratio`` measures trajectories rather than samples: how far a sampled path
+``x(t)`` departs from the straight chord from ``x(0)`` to ``x(1)``.
 """
 
 from typing import NamedTuple
@@ -36,6 +39,7 @@ __all__ = [
     "sliced_wasserstein2",
     "NoiseFloor",
     "noise_floor",
+    "path_length_ratio",
 ]
 
 
@@ -255,3 +259,32 @@ def noise_floor(metric, sampler, n, rng, n_repeats=10):
     if not onp.all(onp.isfinite(values)):
         raise ValueError("metric(x, y) returned a non-finite value")
     return NoiseFloor(float(values.mean()), float(values.std(ddof=1) / onp.sqrt(n_repeats)))
+
+
+def path_length_ratio(path):
+    """Length of each trajectory over its chord  L_i / |x_i(1) - x_i(0)|  [lecture: Flow Matching In Practice, step 5]
+
+        L_i = sum_k |x_i(t_{k+1}) - x_i(t_k)|,   ratio_i = L_i / |x_i(t_K) - x_i(t_0)| >= 1,
+
+    with equality exactly for a straight, monotone trajectory. Straight trajectories are
+    what one Euler step integrates exactly.
+
+    Args:
+        path: states along the trajectories, shape ``(K + 1, n, d)`` (as returned by
+            ``ode.integrate(..., return_path=True)``), ``K >= 1``.
+
+    Returns:
+        shape ``(n,)``.
+    """
+    path = onp.asarray(path, dtype=onp.float64)
+    if path.ndim != 3 or path.shape[0] < 2 or path.shape[1] < 1 or path.shape[2] < 1:
+        raise ValueError(f"path must have shape (K + 1, n, d) with K >= 1, got {path.shape}")
+    if not onp.all(onp.isfinite(path)):
+        raise ValueError("path holds non-finite values (NaN or inf)")
+    length = onp.sum(onp.linalg.norm(onp.diff(path, axis=0), axis=2), axis=0)
+    chord = onp.linalg.norm(path[-1] - path[0], axis=1)
+    if onp.any(chord == 0.0):
+        raise ValueError(
+            f"trajectory {int(onp.argmax(chord == 0.0))} ends where it starts: its length ratio is undefined"
+        )
+    return length / chord

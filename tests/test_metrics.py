@@ -15,6 +15,7 @@ from reference.metrics import (
     median_bandwidth,
     mmd2,
     noise_floor,
+    path_length_ratio,
     sliced_wasserstein2,
     wasserstein2_1d,
 )
@@ -292,6 +293,31 @@ def test_noise_floor_is_deterministic_under_its_seed():
     assert run() == run()
 
 
+# ---------------------------------------------------------------- trajectories
+
+@given(points(n=3, d=3), points(n=3, d=3), st.integers(1, 20))
+def test_straight_monotone_trajectories_have_length_ratio_one(a, b, k):
+    if np.any(np.linalg.norm(b - a, axis=1) == 0):
+        b = b + 1.0  # a trajectory needs distinct ends
+    s = np.sort(np.random.default_rng(k).uniform(size=k + 1))
+    s[0], s[-1] = 0.0, 1.0
+    path = a[None] + s[:, None, None] * (b - a)[None]  # monotone steps along the chord
+    np.testing.assert_allclose(path_length_ratio(path), 1.0, rtol=1e-9)
+    # negative control: going past the end and coming back (same chord) is longer
+    back = np.concatenate([path, (a + 1.5 * (b - a))[None], b[None]])
+    assert np.all(path_length_ratio(back) > 1.5)
+
+
+@pytest.mark.parametrize("k", [1, 2, 7, 100])
+def test_length_ratio_of_a_polygon_on_a_half_circle(k):
+    # k equal chords on a half circle of radius 1: length 2 k sin(pi / (2 k)), chord 2
+    angles = np.linspace(np.pi, 0.0, k + 1)
+    path = np.stack([np.cos(angles), np.sin(angles)], axis=1)[:, None, :]
+    np.testing.assert_allclose(path_length_ratio(path), k * np.sin(np.pi / (2 * k)), rtol=1e-13)
+    if k > 1:  # negative control: the arc-length limit pi / 2 is reached only as k grows
+        assert path_length_ratio(path)[0] < np.pi / 2
+
+
 # ---------------------------------------------------------------- bad input
 
 _x, _y = np.zeros((3, 2)), np.ones((4, 2))
@@ -320,6 +346,10 @@ _normal = lambda n, r: r.normal(size=(n, 2))  # noqa: E731
         (lambda: noise_floor(energy_distance, lambda n, r: r.normal(size=(n + 1, 2)), 10, _rng), ValueError, "must return 10 points"),
         (lambda: noise_floor(energy_distance, lambda n, r: r.normal(size=n), 10, _rng), ValueError, r"sampler\(n, rng\) must have shape"),
         (lambda: noise_floor(energy_distance, _normal, 10, None), TypeError, "rng must be"),
+        (lambda: path_length_ratio(np.zeros((1, 3, 2))), ValueError, r"path must have shape \(K \+ 1, n, d\)"),
+        (lambda: path_length_ratio(np.zeros((4, 2))), ValueError, "path must have shape"),
+        (lambda: path_length_ratio(np.zeros((3, 2, 2))), ValueError, "trajectory 0 ends where it starts"),
+        (lambda: path_length_ratio(np.full((3, 2, 2), np.nan)), ValueError, "non-finite"),
     ],
 )
 def test_bad_input_is_refused_with_a_clear_message(call, error, match):
