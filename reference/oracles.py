@@ -153,7 +153,8 @@ class GaussianMixtureOracle:
         if onp.any(getval(var) <= 0.0):
             raise ValueError(f"{self.path.name}: the covariance of p_t is singular at some t (sigma_t = 0 and alpha_t = 0)")
         # y = Q_k^T (x - alpha_t m_k): coordinates in the eigenbasis of S_k, (n, K, d)
-        y = np.einsum("kij,nki->nkj", self.Q, x[:, None, :] - a_ * self.mixture.means[None])
+        diff = x[:, None, :] - a_ * self.mixture.means[None]  # (n, K, d)
+        y = np.swapaxes(np.matmul(np.swapaxes(diff, 0, 1), self.Q), 0, 1)
         log_n = -0.5 * (self.dim * LOG_2PI + np.sum(np.log(var), axis=2) + np.sum(y**2 / var, axis=2))
         log_joint = np.log(self.mixture.weights)[None] + log_n  # (n, K)
         return t, (a, da, g), var, y, log_joint
@@ -173,7 +174,8 @@ class GaussianMixtureOracle:
         t, (a, da, g), var, y, log_joint = self._parts(x, t)
         a_, da_, g_ = a[:, None, None], da[:, None, None], g[:, None, None]
         gain = (a_ * da_ * self.lam[None] + g_) / var  # eigenvalues of G_k C_k^{-1}: (n, K, d)
-        u_k = da_ * self.mixture.means[None] + np.einsum("kij,nkj->nki", self.Q, gain * y)  # (n, K, d)
+        back = np.swapaxes(np.matmul(np.swapaxes(gain * y, 0, 1), np.swapaxes(self.Q, 1, 2)), 0, 1)  # Q_k (gain y)
+        u_k = da_ * self.mixture.means[None] + back  # (n, K, d)
         post = np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
         return np.einsum("nk,nkd->nd", post, u_k)
 
@@ -246,28 +248,48 @@ def _gauss_hermite_normal(n, d):
     return onp.stack([g.ravel() for g in grids], axis=1), onp.prod(onp.stack([w.ravel() for w in wgrids]), axis=0)
 
 
-def path_quadrature(oracle, n_t=32, n_x=32):
+def path_quadrature(oracle, n_t=32, n_x=32, rule="hermite"):
     """Nodes and weights for ``E_{t ~ U[0,1], x ~ p_t}[f(x, t)]`` with Gaussian-mixture data  [lecture: eq. (5) (FM loss)]
 
-    Gauss-Legendre in t; in x, for each component, Gauss-Hermite nodes of
-    ``N(alpha_t m_k, C_k)`` (a tensor grid of ``n_x^d`` points, so for small d).
+    Gauss-Legendre in t. In x, ``rule="hermite"``: for each component, Gauss-Hermite
+    nodes of ``N(alpha_t m_k, C_k)`` (``K n_x^d`` nodes per time); ``rule="grid"``: the
+    trapezoidal rule on a regular grid of ``n_x^d`` points covering every component to
+    12 standard deviations, weighted by the density ``p_t`` of the oracle. The
+    trapezoidal rule converges exponentially for smooth, fast-decaying integrands, also
+    where the integrand holds the posterior weights ``p(k | x, t)`` that Gauss-Hermite
+    nodes of one component resolve slowly. Tensor grids: for small d.
 
     Args:
         oracle: a ``GaussianMixtureOracle``.
         n_t, n_x: the number of nodes in t and per axis in x.
+        rule: ``"hermite"`` or ``"grid"``.
 
     Returns:
-        ``(t, x, w)`` of shapes ``(N,)``, ``(N, d)``, ``(N,)`` with ``sum w = 1``.
+        ``(t, x, w)`` of shapes ``(N,)``, ``(N, d)``, ``(N,)`` with ``sum w = 1`` (to the
+        accuracy of the rule for ``"grid"``).
     """
     n_t, n_x = check_positive_int(n_t, "n_t"), check_positive_int(n_x, "n_x")
+    if rule not in ("hermite", "grid"):
+        raise ValueError(f"rule must be 'hermite' or 'grid', got {rule!r}")
     gm, d = oracle.mixture, oracle.dim
     t_nodes, t_w = _gauss_legendre_01(n_t)
-    e, e_w = _gauss_hermite_normal(n_x, d)
     (a, b, s), _ = oracle.path.schedules(t_nodes)
+    root = onp.sqrt(a[:, None, None] ** 2 * oracle.lam[None] + (b**2 + s**2)[:, None, None])  # (n_t, K, d)
+    if rule == "grid":
+        centres = a[:, None, None] * gm.means[None]  # (n_t, K, d)
+        lo = (centres - 12 * root.max(axis=2, keepdims=True)).min(axis=(0, 1))
+        hi = (centres + 12 * root.max(axis=2, keepdims=True)).max(axis=(0, 1))
+        axes = [onp.linspace(lo[i], hi[i], n_x) for i in range(d)]
+        cell = onp.prod([ax[1] - ax[0] for ax in axes])
+        grid = onp.stack([g.ravel() for g in onp.meshgrid(*axes, indexing="ij")], axis=1)
+        T = onp.repeat(t_nodes, len(grid))
+        X = onp.tile(grid, (n_t, 1))
+        W = onp.repeat(t_w, len(grid)) * cell * onp.exp(getval(oracle.logpdf(X, T)))
+        return T, X, W
+    e, e_w = _gauss_hermite_normal(n_x, d)
     T, X, W = [], [], []
     for k in range(gm.n_components):
-        root = onp.sqrt(a[:, None] ** 2 * oracle.lam[k][None] + (b**2 + s**2)[:, None])  # (n_t, d)
-        x = a[:, None, None] * gm.means[k] + onp.einsum("ij,tj,ej->tei", oracle.Q[k], root, e)  # (n_t, n_e, d)
+        x = a[:, None, None] * gm.means[k] + onp.einsum("ij,tj,ej->tei", oracle.Q[k], root[:, k], e)  # (n_t, n_e, d)
         T.append(onp.repeat(t_nodes, len(e)))
         X.append(x.reshape(-1, d))
         W.append((gm.weights[k] * t_w[:, None] * e_w[None]).ravel())
