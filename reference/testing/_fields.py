@@ -53,7 +53,7 @@ class _TorchOps:
         if isinstance(t, self.torch.Tensor):
             t = t.to(dtype=like.dtype)
             return t.reshape(-1, 1) if t.ndim else t
-        return float(t)
+        return self.torch.tensor(float(t), dtype=like.dtype, device=like.device)
 
 
 def _formula(kind, ops):

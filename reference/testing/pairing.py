@@ -90,7 +90,8 @@ def check_ot_pairing(pair, *, sizes=(4, 6, 7), d=2, seed=0):
                          "permutation; draw without replacement or apply the assignment itself")
             opt = perms[onp.argmin(costs)]
             on_plan = int(onp.sum(opt[i0] == i1))
-            rec.note(f"n = {n}: {on_plan} of the {n} drawn pairs are pairs of the optimal assignment")
+            rec.measure(f"pairs_on_optimal_plan_n{n}", on_plan / n, None,
+                        what=f"fraction of the {n} drawn pairs that are pairs of the optimal assignment")
             continue
         sigma = onp.empty(n, dtype=int)
         sigma[i0] = i1  # x0[i] is paired with x1[sigma[i]]
