@@ -24,8 +24,8 @@ def _torch():
         import torch
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "this adapter needs PyTorch; install the CPU build, e.g. "
-            "pip install torch --index-url https://download.pytorch.org/whl/cpu"
+            "this adapter needs PyTorch (a CPU build is enough): pip install torch==2.13.0, "
+            "or the project's interop extra (see the README)"
         ) from err
     return torch
 

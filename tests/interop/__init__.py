@@ -6,8 +6,8 @@ They need the ``interop`` extra; without it every module here is skipped with th
 import pytest
 
 INSTALL = (
-    "the interop extra is not installed: pip install torch==2.13.0 --index-url "
-    "https://download.pytorch.org/whl/cpu, then pip install --no-deps torchcfm flow-matching torchdiffeq zuko pot tqdm"
+    "the interop extra is not installed: pip install torch==2.13.0 (a CPU build), then "
+    "pip install --no-deps torchcfm flow-matching torchdiffeq zuko pot tqdm"
 )
 
 
