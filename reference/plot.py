@@ -15,6 +15,7 @@ __all__ = [
     "velocity_arrows",
     "trajectories",
     "save",
+    "time_space_image",
     "BLUE",
     "RED",
 ]
@@ -71,3 +72,18 @@ def save(fig, out_dir, name, dpi=110):
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def time_space_image(ax, values, t, x, cmap="magma", clip_quantile=0.995, **kwargs):
+    """Draw ``values`` of shape ``(len(x), len(t))`` over the ``(t, x)`` plane, t horizontal.
+
+    The colour scale stops at the ``clip_quantile`` of the values, so a few narrow peaks
+    (a path near a Dirac) do not wash out the rest.
+    """
+    values = onp.asarray(values)
+    vmax = onp.quantile(values, clip_quantile) if clip_quantile is not None else values.max()
+    im = ax.imshow(values, origin="lower", extent=(t[0], t[-1], x[0], x[-1]), aspect="auto",
+                   cmap=cmap, vmin=0.0, vmax=vmax, interpolation="bilinear", **kwargs)
+    ax.set_xlabel("t")
+    ax.set_ylabel("x")
+    return im

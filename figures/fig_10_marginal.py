@@ -1,0 +1,89 @@
+"""Figure 10: conditional paths and velocities for three z, and the marginal path and velocity built from them.
+
+Top: p(x | t, z_i) = N((1 - t) x0 + t x1, sigma^2) for three pairs z_i = (x0, x1), and
+(right) their average p(x | t) = (1/3) sum_i p(x | t, z_i). Bottom: the conditional
+velocities u_cond(x, t, z_i) = x1 - x0 (one constant per path), and (right) the
+marginal velocity of Theorem 1, eq. (10): u(x, t) = sum_i p(z_i | x, t) u_cond(x, t, z_i),
+a posterior-weighted blend that switches from one path's velocity to another's where
+the paths cross. Arrows show the direction (1, u) of motion in the (t, x) plane; colour
+is u, shown where the density is visible.
+"""
+
+import sys
+
+import matplotlib.pyplot as plt
+import numpy as onp
+
+from figures._cli import run_figure
+from reference.marginal import marginal_logpdf, marginal_velocity
+from reference.paths import LinearInterpolationPath
+from reference.plot import save, time_space_image
+
+SIGMA = 0.3
+Z = (onp.array([[-1.2], [1.0], [0.3]]), onp.array([[1.8], [-1.6], [2.4]]))  # three (x0, x1), crossing paths
+
+
+def grid_values(f, t, x):
+    """``f(points, times)`` on the ``(t, x)`` grid, shape ``(len(x), len(t), ...)``."""
+    T, X = onp.meshgrid(t, x)
+    out = onp.asarray(f(X.reshape(-1, 1), T.ravel()))
+    return out.reshape(X.shape + out.shape[1:])
+
+
+def draw_velocity(ax, u, p, t, x, arrows_t, arrows_x, vlim):
+    """Colour ``u`` where ``p`` is visible, with arrows (1, u) normalised in the (t, x) plane."""
+    shown = onp.ma.masked_where(p < 0.02 * p.max(), u)
+    im = ax.imshow(shown, origin="lower", extent=(t[0], t[-1], x[0], x[-1]), aspect="auto",
+              cmap="coolwarm", vmin=-vlim, vmax=vlim)
+    ti = onp.linspace(0, len(t) - 1, arrows_t).astype(int)
+    xi = onp.linspace(0, len(x) - 1, arrows_x).astype(int)
+    U = u[onp.ix_(xi, ti)]
+    P = p[onp.ix_(xi, ti)]
+    scale_t = (x[-1] - x[0]) / (t[-1] - t[0])  # one unit of t is this many units of x on screen
+    norm = onp.hypot(1.0, U / scale_t)  # about the on-screen length of (1, u): arrows of one length
+    keep = P >= 0.02 * p.max()
+    Tg, Xg = onp.meshgrid(t[ti], x[xi])
+    ax.quiver(Tg[keep], Xg[keep], (1.0 / norm)[keep], (U / norm)[keep], angles="xy", color="k",
+              scale=34, width=0.006, headwidth=3.5)
+    ax.set_facecolor("#f2f2f2")
+    ax.set_xlabel("t")
+    return im
+
+
+def main(out_dir, quick=False):
+    path = LinearInterpolationPath(SIGMA)
+    n_t, n_x = (50, 60) if quick else (200, 240)
+    t = onp.linspace(0.0, 1.0, n_t)
+    x = onp.linspace(-3.5, 3.5, n_x)
+    arrows = (8, 10) if quick else (11, 13)
+    u_cond = (Z[1] - Z[0])[:, 0]
+    vlim = onp.abs(u_cond).max()
+
+    fig, axes = plt.subplots(2, 4, figsize=(14, 6.4), sharex=True, sharey=True, layout="constrained")
+    densities = []
+    for i in range(3):
+        z_i = (Z[0][i : i + 1], Z[1][i : i + 1])
+        p_i = onp.exp(grid_values(lambda pts, s: marginal_logpdf(path, pts, s, z_i), t, x))
+        densities.append(p_i)
+        time_space_image(axes[0, i], p_i, t, x)
+        axes[0, i].set_title(f"p(x | t, z{i + 1}),  x0 = {Z[0][i, 0]:g}, x1 = {Z[1][i, 0]:g}", fontsize=9)
+        draw_velocity(axes[1, i], onp.full_like(p_i, u_cond[i]), p_i, t, x, *arrows, vlim)
+        axes[1, i].set_title(f"u_cond(x, t, z{i + 1}) = x1 - x0 = {u_cond[i]:g}", fontsize=9)
+    p = onp.exp(grid_values(lambda pts, s: marginal_logpdf(path, pts, s, Z), t, x))
+    time_space_image(axes[0, 3], p, t, x)
+    axes[0, 3].set_title("p(x | t) = (1/3) sum_i p(x | t, z_i)", fontsize=9)
+    u = grid_values(lambda pts, s: marginal_velocity(path, pts, s, Z), t, x)[..., 0]
+    im = draw_velocity(axes[1, 3], u, p, t, x, *arrows, vlim)
+    axes[1, 3].set_title("u(x, t) = sum_i p(z_i | x, t) u_cond  (eq. 10)", fontsize=9)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("x")
+    for ax in axes[0]:
+        ax.set_xlabel("")
+    fig.suptitle(f"Figure 10: conditional paths and velocities (linear interpolation, sigma = {SIGMA}) "
+                 "and the marginal path and velocity they define", fontsize=11)
+    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.45, anchor=(0.0, 0.1), pad=0.01, label="velocity u (bottom row)")
+    return [save(fig, out_dir, "fig_10_marginal.png")]
+
+
+if __name__ == "__main__":
+    run_figure(sys.modules[__name__])
