@@ -99,12 +99,12 @@ class EmpiricalOracle:
         return x, t, var, diff, log_n
 
     def logpdf(self, x, t):
-        """``log p_t(x)``, shape ``(n,)``  [lecture: Fig. 8]"""
+        """Marginal log-density  log p_t(x) = log (1/N) sum_i N(x; t y_i, s_t^2 I), shape ``(n,)``  [lecture: Fig. 8]"""
         *_, log_n = self._parts(x, t)
         return logsumexp(log_n, axis=1) - onp.log(self.data.shape[0])
 
     def velocity(self, x, t):
-        """``u(x, t) = sum_i w_i E[x1 - x0 | x, y_i]``, shape ``(n, d)``  [lecture: Theorem 1, eq. (9)]"""
+        """Marginal velocity  u(x, t) = sum_i w_i E[x1 - x0 | x, y_i], shape ``(n, d)``  [lecture: Theorem 1, eq. (9)]"""
         x, t, var, diff, log_n = self._parts(x, t)
         w = np.exp(log_n - logsumexp(log_n, axis=1, keepdims=True))  # (n, N)
         u_i = self.data[None] - ((1.0 - t) / var)[:, None, None] * diff  # E[x1 - x0 | x_t, y_i]
@@ -136,6 +136,7 @@ class GaussianMixtureOracle:
 
     @property
     def dim(self):
+        """The dimension d of the data  [lecture: Generative Modeling]"""
         return self.mixture.dim
 
     def _parts(self, x, t):
@@ -160,17 +161,21 @@ class GaussianMixtureOracle:
         return t, (a, da, g), var, y, log_joint
 
     def logpdf(self, x, t):
-        """``log p_t(x)``, shape ``(n,)``  [lecture: Flow Matching (center), Fig. 8, 9]"""
+        """Marginal log-density  log p_t(x) = log sum_k w_k N(x; alpha_t m_k, C_k), shape ``(n,)``  [lecture: Flow Matching (center)]"""
         *_, log_joint = self._parts(x, t)
         return logsumexp(log_joint, axis=1)
 
     def component_posteriors(self, x, t):
-        """``p(k | x, t)``, shape ``(n, K)``."""
+        """Posterior of the data component  p(k | x, t) = w_k N(x; alpha_t m_k, C_k) / p_t(x)  [lecture: Theorem 1, eq. (9)]
+
+        Returns:
+            shape ``(n, K)``.
+        """
         *_, log_joint = self._parts(x, t)
         return np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
 
     def velocity(self, x, t):
-        """``u(x, t)``, shape ``(n, d)``  [lecture: Theorem 1, eq. (9); Flow Matching (right)]"""
+        """Marginal velocity  u(x, t) = sum_k p(k | x, t) u_k(x, t), shape ``(n, d)``  [lecture: Theorem 1, eq. (9); Flow Matching (right)]"""
         t, (a, da, g), var, y, log_joint = self._parts(x, t)
         a_, da_, g_ = a[:, None, None], da[:, None, None], g[:, None, None]
         gain = (a_ * da_ * self.lam[None] + g_) / var  # eigenvalues of G_k C_k^{-1}: (n, K, d)
@@ -180,7 +185,7 @@ class GaussianMixtureOracle:
         return np.einsum("nk,nkd->nd", post, u_k)
 
     def conditional_variance(self, t):
-        """``E || u_cond - u ||^2`` given ``t`` when ``K = 1`` (closed form), shape ``(n,)``  [lecture: Theorem 2 (C)]
+        """Conditional variance  E || u_cond - u ||^2 given t, for one component, shape ``(n,)``  [lecture: Theorem 2 (C)]
 
             sum_i [alpha'^2 lam_i + beta'^2 + sigma'^2 - (alpha alpha' lam_i + g)^2 / (alpha^2 lam_i + c)]
 

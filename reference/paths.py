@@ -176,7 +176,7 @@ class GaussianPath:
 
     @property
     def conditions_on_pairs(self):
-        """True when ``z = (x0, x1)``, False when ``z = x1``."""
+        """Whether ``z = (x0, x1)`` (True) or ``z = x1`` (False)  [lecture: Example 1, Example 2]"""
         return self.beta is not None
 
     def __repr__(self):
@@ -185,7 +185,9 @@ class GaussianPath:
     # -- z ---------------------------------------------------------------------------------
 
     def split_z(self, z, d=None):
-        """Check ``z`` and return ``(x0, x1)`` (``x0`` is None when ``z = x1``).
+        """Check the conditioning variable and return ``(x0, x1)``  [lecture: Modeling Choices (z)]
+
+        ``x0`` is None when ``z = x1``.
 
         Args:
             z: ``x1`` of shape ``(m, d)``, or ``(x0, x1)`` with both of shape ``(m, d)``.
@@ -519,7 +521,10 @@ class VariancePreservingPath(GaussianPath):
         return self.name
 
     def integrated_rate(self, s):
-        """``T(s) = int_0^s beta(r) dr = beta_min s + (beta_max - beta_min) s^2 / 2`` in diffusion time s."""
+        """Integrated noise rate  T(s) = int_0^s beta = beta_min s + (beta_max - beta_min) s^2 / 2  [lecture: Modeling Choices (diffusion paths)]
+
+        ``s`` is diffusion time (s = 1 - t).
+        """
         return self.beta_min * s + 0.5 * (self.beta_max - self.beta_min) * s**2
 
     def _a_of_t(self, t):
