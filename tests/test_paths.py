@@ -81,6 +81,27 @@ def test_a_custom_gaussian_path_solves_the_continuity_equation(c, n, d, t, seed)
     assert np.max(relative_residual(log_p, translation, x, t)) > 1e-3
 
 
+@given(path_cases(t=times))
+def test_mean_and_std_are_the_lecture_formulas(case):
+    path, _, t, z = case
+    x0, x1 = z if path.conditions_on_pairs else (None, z)
+    if isinstance(path, ConicalGaussianPath):
+        expected_mean, expected_std = t[:, None] * x1, 1 - t
+    elif isinstance(path, LinearInterpolationPath):
+        expected_mean, expected_std = (1 - t[:, None]) * x0 + t[:, None] * x1, np.full_like(t, path.sigma_value)
+    elif isinstance(path, OptimalTransportPath):
+        expected_mean, expected_std = t[:, None] * x1, 1 - (1 - path.sigma_min) * t
+    else:
+        (a, _, s), _ = path.schedules(t)
+        expected_mean, expected_std = a[:, None] * x1, s
+    np.testing.assert_allclose(path.mean(t, z), expected_mean, rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(path.std(t), expected_std, rtol=1e-14, atol=1e-14)
+    assert isinstance(path.std(float(t[0])), float)
+    # negative control: the mean at 1 - t is another mean (unless t = 1/2 or z makes it coincide)
+    if np.all(np.abs(t - 0.5) > 0.05):
+        assert not np.allclose(path.mean(1 - t, z), expected_mean, atol=1e-6)
+
+
 # -- the autograd velocity against the hand-written ones ------------------------------------------
 
 
