@@ -266,6 +266,21 @@ def test_for_empirical_data_the_linear_paths_exact_marginal_is_the_conical_monte
         assert not np.allclose(EmpiricalOracle(data, 0.3).velocity(x, t), oracle.velocity(x, t), atol=1e-6)
 
 
+def test_linear_paths_marginal_tends_to_the_conical_one_as_sigma_goes_to_zero(rng):
+    # The Monte Carlo estimate over pairs needs sigma > 0 (a density); it converges to the
+    # sigma-oracle (rate test above), and the sigma-oracle tends to the sigma = 0 (= conical)
+    # one like sigma^2: the gap shrinks by 4 each time sigma halves.
+    mixture = dataset_mixture("cross")
+    x, t = 2 * rng.standard_normal((50, 2)), rng.uniform(0.05, 0.9, 50)
+    conical = GaussianMixtureOracle(mixture, ConicalGaussianPath()).velocity(x, t)
+    sigmas = np.array([0.04, 0.02, 0.01, 0.005])
+    gaps = [np.abs(GaussianMixtureOracle(mixture, LinearInterpolationPath(s)).velocity(x, t) - conical).max() for s in sigmas]
+    orders = np.log2(np.array(gaps[:-1]) / np.array(gaps[1:]))
+    np.testing.assert_allclose(orders, 2.0, atol=0.05)
+    # negative control: the gap does not vanish at sigma = 0.005 (the two are different fields for sigma > 0)
+    assert gaps[-1] > 1e-6
+
+
 def orthogonality(u, rng, data, n=40000):
     """Sample means and standard errors of (x1 - x0 - u(x_t, t)) g(x_t, t) under the linear path, sigma = 0.
 
