@@ -83,7 +83,7 @@ def test_log_det_equals_slogdet_of_the_autograd_jacobian(case):
     xp = x if perm is None else x[:, perm]
     s = coupling_scale(params, xp[:, :d_split])
     missing = log_det - s[:, 0]
-    raw = np.sum(mlp_apply(params["s"], xp[:, :d_split]), axis=1)
+    raw = np.sum(mlp_apply(params["s"], xp[:, :d_split], "tanh"), axis=1)
     assert not np.allclose(missing, expected, rtol=1e-10, atol=1e-10)
     assert not np.allclose(raw, expected, rtol=1e-10, atol=1e-10)
 
@@ -113,15 +113,14 @@ def test_the_first_d_split_coordinates_pass_through_and_the_others_follow_eq_3(c
     y, _ = coupling_forward(params, x)
     np.testing.assert_array_equal(y[:, :d_split], x[:, :d_split])
     x1 = x[:, :d_split]
-    # s = S tanh(MLP_s / S), t = MLP_t, written out again
-    s = SCALE_BOUND * np.tanh(mlp_apply(params["s"], x1) / SCALE_BOUND)
-    np.testing.assert_allclose(y[:, d_split:], x[:, d_split:] * np.exp(s) + mlp_apply(params["t"], x1),
-                               rtol=1e-14, atol=1e-14)
-    np.testing.assert_array_equal(coupling_translation(params, x1), mlp_apply(params["t"], x1))
+    # s = S tanh(MLP_s / S), t = MLP_t (tanh hidden layers), written out again
+    s = SCALE_BOUND * np.tanh(mlp_apply(params["s"], x1, "tanh") / SCALE_BOUND)
+    t = mlp_apply(params["t"], x1, "tanh")
+    np.testing.assert_allclose(y[:, d_split:], x[:, d_split:] * np.exp(s) + t, rtol=1e-14, atol=1e-14)
+    np.testing.assert_array_equal(coupling_translation(params, x1), t)
     assert np.all(np.abs(s) < SCALE_BOUND)
     # negative control: exp(-s) in place of exp(s) is a different map
-    assert not np.allclose(y[:, d_split:], x[:, d_split:] * np.exp(-s) + mlp_apply(params["t"], x1),
-                           rtol=1e-10, atol=1e-10)
+    assert not np.allclose(y[:, d_split:], x[:, d_split:] * np.exp(-s) + t, rtol=1e-10, atol=1e-10)
 
 
 @given(layer_and_points(), st.data())

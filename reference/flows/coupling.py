@@ -15,7 +15,8 @@ inverted in closed form:
 
 Choices made here (the formula stays eq. (3)):
 
-- ``t`` is an MLP of ``reference.nn``; ``s`` is an MLP passed through a soft bound,
+- ``s`` and ``t`` are MLPs of ``reference.nn`` with tanh hidden activations (smooth, and
+  cheaper for autograd to trace than SiLU); ``s`` is passed through a soft bound,
   ``s(h) = S tanh(MLP_s(h) / S)`` with ``S = SCALE_BOUND = 2``, so each coordinate is
   scaled by a factor between ``e^-2`` and ``e^2`` per layer (``s ~ MLP_s`` where the MLP
   is small). Training cannot then blow ``exp(s)`` up, and the log-det of a layer is at
@@ -45,6 +46,7 @@ from ..nn import mlp_apply, mlp_init
 
 __all__ = [
     "SCALE_BOUND",
+    "ACTIVATION",
     "check_split",
     "check_permutation",
     "coupling_init",
@@ -57,6 +59,9 @@ __all__ = [
 
 SCALE_BOUND = 2.0
 """``S`` in ``s(h) = S tanh(MLP_s(h) / S)``: ``|s| < S``, so ``exp(s)`` lies in ``(e^-S, e^S)``."""
+
+ACTIVATION = "tanh"
+"""The hidden activation of the ``s`` and ``t`` MLPs."""
 
 
 def check_split(d, d_split):
@@ -137,6 +142,8 @@ def coupling_init(d, d_split, hidden, rng):
 def coupling_scale(params, x1):
     """Scale  s(x_{1:d'}) = S tanh(MLP_s(x_{1:d'}) / S)  [lecture: RealNVP, eq. (3)]
 
+    ``MLP_s`` has tanh hidden activations (``ACTIVATION``) and a linear output.
+
     Args:
         params: ``{"s": mlp, "t": mlp}``.
         x1: the first ``d'`` coordinates, shape ``(n, d')``.
@@ -144,7 +151,7 @@ def coupling_scale(params, x1):
     Returns:
         shape ``(n, d - d')``, each entry in ``(-S, S)`` with ``S = SCALE_BOUND``.
     """
-    return SCALE_BOUND * np.tanh(mlp_apply(params["s"], x1) / SCALE_BOUND)
+    return SCALE_BOUND * np.tanh(mlp_apply(params["s"], x1, ACTIVATION) / SCALE_BOUND)
 
 
 def coupling_translation(params, x1):
@@ -153,7 +160,7 @@ def coupling_translation(params, x1):
     Returns:
         shape ``(n, d - d')``.
     """
-    return mlp_apply(params["t"], x1)
+    return mlp_apply(params["t"], x1, ACTIVATION)
 
 
 def coupling_log_det(params, x, perm=None):
