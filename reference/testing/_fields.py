@@ -124,8 +124,8 @@ def closed_forms(kind, x):
     alternatives = {
         "divergence sign flipped": log_p0(back) + div,
         "divergence missing": log_p0(back),
-        "time reversed (integrated forwards from x)": log_p0(fwd) + div,
-        "time reversed, divergence sign flipped": log_p0(fwd) - div,
+        "time reversed (x pushed forwards to t = 1)": log_p0(fwd) - div,
+        "time reversed and divergence sign flipped": log_p0(fwd) + div,
         "base log-density without its constant -d/2 log(2 pi)": truth + 0.5 * d * math.log(2 * math.pi),
         "no flow (log p0(x))": log_p0(x),
     }

@@ -152,10 +152,10 @@ _ADVICE = {
     "divergence sign flipped": "log p1(x) = log p0(x(0)) - integral of div u: subtract the integrated "
                                "divergence (or, integrating from t = 1 to 0, d/dt log p = -div u)",
     "divergence missing": "the change in log-density, minus the integrated divergence, is not added",
-    "time reversed (integrated forwards from x)": "x was pushed forwards to t = 1 instead of backwards to "
-                                                  "t = 0 (data at t = 1, noise at t = 0)",
-    "time reversed, divergence sign flipped": "x was pushed forwards to t = 1 instead of backwards to t = 0, "
-                                              "and the divergence has the other sign",
+    "time reversed (x pushed forwards to t = 1)": "x must be carried backwards from t = 1 (data) to t = 0 "
+                                                  "(noise), not forwards",
+    "time reversed and divergence sign flipped": "x must be carried backwards from t = 1 to t = 0, and the "
+                                                 "integrated divergence subtracted",
     "base log-density without its constant -d/2 log(2 pi)": "log p0(z) = -|z|^2/2 - d/2 log(2 pi)",
     "no flow (log p0(x))": "the result is the base log-density at x: the flow is not applied",
 }
