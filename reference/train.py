@@ -205,3 +205,176 @@ def train_planar(data, n_steps, n_layers=8, batch_size=256, lr=1e-2, rng=None, i
     raw = [planar_init(data.shape[1], rng, init_scale) for _ in range(n_layers)]
     raw, losses = train_mle(_constrained_planar_logpdf, raw, data, n_steps, batch_size, lr, rng)
     return [planar_constrain(layer) for layer in raw], losses
+
+
+# --------------------------------------------------------------------------------------
+# 2. Conditional flow matching: training and sampling  [lecture: Theorem 2; Flow Matching In Practice, steps 4-5]
+#
+# Step 4 regresses the network v_theta(x, t) (``nn.velocity_apply``) on the conditional
+# velocity with the CFM loss of Theorem 2, on minibatches drawn afresh at every step:
+#
+#     t ~ U[0, 1],  z ~ p(z),  x ~ p(x | t, z),
+#     loss(theta) = mean_i || v_theta(x_i, t_i) - u_cond(x_i, t_i, z_i) ||^2,
+#
+# its gradient by autograd and the update by Adam (``autograd.misc.optimizers.adam`` on
+# the parameters flattened by ``flatten_params``, as in section 1).
+# Step 5 pushes samples of p0 = N(0, I) through the learned ODE dx/dt = v_theta(x, t)
+# from t = 0 to 1 with a fixed-step (``ode.integrate``) or adaptive
+# (``ode.integrate_adaptive``) integrator.
+# --------------------------------------------------------------------------------------
+
+from .ode import integrate, integrate_adaptive  # noqa: E402
+from .losses import cfm_loss  # noqa: E402
+from .nn import velocity_apply, velocity_init  # noqa: E402
+from .ot import ot_pair  # noqa: E402
+from .paths import GaussianPath  # noqa: E402
+
+__all__ += ["cfm_batch", "train_cfm", "model_velocity", "sample_model"]
+
+
+def _check_path(path, ot_pairing):
+    if not isinstance(path, GaussianPath):
+        raise TypeError(f"path must be a reference.paths.GaussianPath, got {type(path).__name__}")
+    if not isinstance(ot_pairing, bool):
+        raise TypeError(f"ot_pairing must be True or False, got {ot_pairing!r}")
+    if ot_pairing and not path.conditions_on_pairs:
+        raise ValueError(
+            f"ot_pairing=True pairs z = (x0, x1) and needs a path conditioned on pairs "
+            f"(e.g. LinearInterpolationPath), got {path!r} whose z is x1 alone"
+        )
+    return path
+
+
+def cfm_batch(path, data, batch_size, rng, ot_pairing=False):
+    """One minibatch of step 4: t ~ U[0, 1], z ~ p(z), x ~ p(x | t, z)  [lecture: Flow Matching In Practice, step 4]
+
+    ``z`` is drawn by ``path.sample_z`` (data points resampled with replacement, and
+    ``x0 ~ N(0, I)`` for a path on pairs). With ``ot_pairing`` the pairs ``(x0_i, x1_i)``
+    of the batch are re-paired by exact optimal transport (``ot.ot_pair``) before x is
+    drawn: both marginals stay ``p0`` and ``p_data``, the coupling becomes the
+    minibatch OT coupling.
+
+    Args:
+        path: a ``GaussianPath``.
+        data: data points, shape ``(m, d)``.
+        batch_size: the number of triples.
+        rng: ``numpy.random.Generator``.
+        ot_pairing: pair ``(x0, x1)`` by minibatch OT (paths on pairs only).
+
+    Returns:
+        ``(t, z, x)``: ``t`` of shape ``(batch_size,)``, ``z`` as ``path.sample_z``
+        returns it, ``x`` of shape ``(batch_size, d)``.
+    """
+    _check_path(path, ot_pairing)
+    rng = check_rng(rng)
+    z = path.sample_z(batch_size, data, rng)
+    if ot_pairing:
+        z = ot_pair(*z)
+    t = rng.uniform(0.0, 1.0, batch_size)
+    return t, z, path.sample_x(t, z, rng)
+
+
+def train_cfm(data, path, n_steps, batch_size=256, hidden=(64, 64, 64), lr=1e-3, rng=None,
+              ot_pairing=False, callback=None):
+    """Train v_theta with the conditional flow-matching loss and Adam  [lecture: Theorem 2; Flow Matching In Practice, step 4]
+
+        theta_{k+1} = Adam(theta_k, grad_theta L_CFM-hat(theta_k)),
+        L_CFM-hat = mean_i || v_theta(x_i, t_i) - u_cond(x_i, t_i, z_i) ||^2 on a fresh batch (``cfm_batch``).
+
+    The minibatch loss is an unbiased estimate of ``L_CFM(theta) = L_FM(theta) + C``
+    (Theorem 2): it falls towards the constant ``C > 0``, not towards 0. Deterministic
+    under ``rng``: the initial parameters and every batch are drawn from it, in order.
+
+    Args:
+        data: data points, shape ``(m, d)``, resampled with replacement at every step.
+        path: a ``GaussianPath`` (``LinearInterpolationPath()``, ``ConicalGaussianPath()``, ...).
+        n_steps: number of Adam steps.
+        batch_size: triples ``(t, z, x)`` per step.
+        hidden: hidden widths of the MLP ``[x, t] -> v``.
+        lr: Adam's step size (``b1 = 0.9, b2 = 0.999, eps = 1e-8``, autograd's defaults).
+        rng: ``numpy.random.Generator``.
+        ot_pairing: pair each batch's ``(x0, x1)`` by exact minibatch OT (``cfm_batch``).
+        callback: optional ``callback(params, step, loss)`` called at each step with the
+            parameters the step's gradient (and ``losses[step]``) is taken at.
+
+    Returns:
+        ``(params, losses)``: the trained parameters for ``nn.velocity_apply`` and the
+        minibatch losses, shape ``(n_steps,)``.
+    """
+    data = as_points(data, "data", allow_traced=False)
+    _check_path(path, ot_pairing)
+    n_steps = check_positive_int(n_steps, "n_steps")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    lr = float(check_finite_number(lr, "lr", positive=True))
+    rng = check_rng(rng)
+    if callback is not None:
+        check_callable(callback, "callback")
+    theta0, unflatten = flatten_params(velocity_init(data.shape[1], hidden, rng))
+
+    def batch_loss(theta, t, z, x):
+        params = unflatten(theta)
+        return cfm_loss(lambda x_, t_: velocity_apply(params, x_, t_), path, t, z, x)
+
+    loss_and_grad = value_and_grad(batch_loss)
+    losses = onp.zeros(n_steps)
+
+    def gradient(theta, step):
+        value, g = loss_and_grad(theta, *cfm_batch(path, data, batch_size, rng, ot_pairing))
+        if not onp.isfinite(value):
+            raise FloatingPointError(f"the CFM loss became non-finite ({value}) at step {step}; lower lr")
+        losses[step] = value
+        if callback is not None:
+            callback(unflatten(theta), step, value)
+        return g
+
+    theta = adam(gradient, theta0, num_iters=n_steps, step_size=lr)
+    return unflatten(theta), losses
+
+
+def model_velocity(params):
+    """The learned field as a callable  u(x, t) = v_theta(x, t)  [lecture: Flow Matching In Practice, step 5]
+
+    Args:
+        params: parameters of ``nn.velocity_init`` / ``train_cfm``.
+
+    Returns:
+        ``u(x, t) -> (n, d)``, for ``ode.integrate`` and the plotting helpers.
+    """
+    return lambda x, t: velocity_apply(params, x, t)
+
+
+def sample_model(params, n, rng, method="euler", n_steps=100, adaptive=False, rtol=1e-5, atol=1e-5,
+                 return_path=False):
+    """Sample p_1 ~ p_data: x0 ~ N(0, I), then integrate dx/dt = v_theta(x, t) from 0 to 1  [lecture: Flow Matching In Practice, step 5]
+
+    With Euler and ``N = n_steps``: ``x_{k+1} = x_k + (1/N) v_theta(x_k, k/N)`` (the
+    lecture's scheme). With ``adaptive=True``, Dormand-Prince 5(4) with tolerances
+    ``rtol``, ``atol`` (``method`` and ``n_steps`` are then unused).
+
+    Args:
+        params: parameters of ``train_cfm``.
+        n: number of samples.
+        rng: ``numpy.random.Generator`` for ``x0``.
+        method: a fixed-step method of ``ode.integrate`` (``"euler"``, ``"midpoint"``,
+            ``"rk4"``, ``"rk38"``, ``"dopri5"``).
+        n_steps: number of fixed steps.
+        adaptive: use ``ode.integrate_adaptive``.
+        rtol, atol: tolerances of the adaptive solver.
+        return_path: also return the trajectories.
+
+    Returns:
+        fixed steps: ``x(1)`` of shape ``(n, d)``, or with ``return_path`` the pair
+        ``(path, times)`` of ``ode.integrate`` (``path`` of shape ``(n_steps + 1, n, d)``);
+        adaptive: the ``ode.AdaptiveResult`` (``.x``, ``.n_fev``, and with ``return_path``
+        the ``.states`` at the accepted ``.times``).
+    """
+    n = check_positive_int(n, "n")
+    rng = check_rng(rng)
+    if not isinstance(adaptive, bool):
+        raise TypeError(f"adaptive must be True or False, got {adaptive!r}")
+    d = onp.shape(params[0][0])[0] - 1
+    x0 = rng.standard_normal((n, d))
+    u = model_velocity(params)
+    if adaptive:
+        return integrate_adaptive(u, x0, 0.0, 1.0, rtol=rtol, atol=atol, return_states=return_path)
+    return integrate(u, x0, 0.0, 1.0, n_steps, method, return_path)
