@@ -7,57 +7,83 @@ Divided by ``p_t > 0``, and with ``div(u p) = p div u + u . grad p``, eq. (5) re
 which is what ``continuity_residual`` evaluates, every derivative by autograd. Working
 with ``log p`` keeps the residual on the scale of one (a density can be 1e-30 where
 its log-density is an ordinary number), so a tolerance means the same everywhere.
+``continuity_terms`` returns the three terms separately, so that a residual can be
+judged relative to the size of the terms it cancels.
+
+Along a trajectory ``x(t)`` of ``u`` the first two terms are the total derivative
+``d/dt log p_t(x(t))``, so the same equation says ``d/dt log p_t(x(t)) = -div u``: the
+instantaneous change of variables that ``reference.cnf`` integrates.
+
+Both callables must act on each row separately (row ``i`` of the output depends on row
+``i`` of ``x`` and on ``t_i`` only), as every density and field of the lecture does.
 """
 
 import autograd.numpy as np
+import numpy as onp
 from autograd import elementwise_grad
 from autograd.tracer import getval
 
-from ._validate import as_points, as_time, check_callable
+from ._validate import as_points, as_time, check_callable, check_field_output
 from .autodiff import divergence
 
 __all__ = ["continuity_residual", "continuity_terms"]
 
 
-def _log_p_values(log_p, x, t, n):
-    out = log_p(x, t)
-    shape = np.shape(getval(out))
+def _check_log_p_values(out, n):
+    value = getval(out)
+    shape = onp.shape(value)
     if shape != (n,):
         raise ValueError(f"log_p(x, t) must return shape ({n},) (one log-density per point), got {shape}")
+    if not onp.all(onp.isfinite(value)):
+        raise ValueError(
+            "log_p(x, t) returned non-finite values: the residual divided by p_t is undefined "
+            "where p_t(x) = 0 (log p = -inf) or log_p overflows"
+        )
     return out
 
 
 def continuity_terms(log_p, u, x, t):
-    """The three terms of the continuity equation divided by ``p_t``  [lecture: eq. (5)]
+    """The three terms of the continuity equation divided by p_t  [lecture: eq. (5)]
+
+        d/dt log p_t(x),   u(x, t) . grad_x log p_t(x),   div u(x, t)
 
     Args:
-        log_p: ``log_p(x, t) -> (n,)``, the log-density of ``p_t``, in ``autograd.numpy``.
-        u: ``u(x, t) -> (n, d)``, the velocity field, in ``autograd.numpy``.
+        log_p: ``log_p(x, t) -> (n,)``, the log-density of ``p_t``, in ``autograd.numpy``;
+            called with ``t`` an array of shape ``(n,)``.
+        u: ``u(x, t) -> (n, d)``, the velocity field, in ``autograd.numpy``; called with
+            ``t`` an array of shape ``(n,)``.
         x: points, shape ``(n, d)``.
         t: a float or an array of shape ``(n,)``.
 
     Returns:
         ``(dlogp_dt, u_dot_grad_logp, div_u)``, each of shape ``(n,)``.
+
+    Raises:
+        TypeError: ``log_p`` or ``u`` is not callable.
+        ValueError: bad ``x`` or ``t``; ``log_p`` or ``u`` returns the wrong shape or a
+            non-finite value.
     """
     check_callable(log_p, "log_p")
     check_callable(u, "u")
     x = as_points(x)
-    n, d = x.shape
+    n, d = np.shape(x)
     t = as_time(t, n)
     t_vec = np.ones(n) * t  # one time per point, so d/dt is taken point by point
-    _log_p_values(log_p, x, t_vec, n)
-    dlogp_dt = elementwise_grad(lambda s: log_p(x, s))(t_vec)
-    grad_logp = elementwise_grad(lambda y: log_p(y, t_vec))(x)  # rows are independent
-    u_val = u(x, t_vec)
-    if np.shape(u_val) != (n, d):
-        raise ValueError(f"u(x, t) must return shape {(n, d)} like x, got {np.shape(u_val)}")
-    return dlogp_dt, np.sum(u_val * grad_logp, axis=1), divergence(u, x, t_vec)
+    _check_log_p_values(log_p(x, t_vec), n)
+    # the "+ 0 * s" terms keep autograd quiet (and the derivative exactly 0) for a
+    # log_p that does not depend on t or x, or a u that does not depend on x
+    dlogp_dt = elementwise_grad(lambda s: log_p(x, s) + 0.0 * s)(t_vec)
+    grad_logp = elementwise_grad(lambda y: log_p(y, t_vec) + 0.0 * np.sum(y, axis=1))(x)
+    u_val = check_field_output(u(x, t_vec), n, d)
+    div_u = divergence(lambda y, s: u(y, s) + 0.0 * y, x, t_vec)
+    return dlogp_dt, np.sum(u_val * grad_logp, axis=1), div_u
 
 
 def continuity_residual(log_p, u, x, t):
     """Residual of the continuity equation divided by p_t  [lecture: eq. (5)]
 
         r(x, t) = d/dt log p_t(x) + u(x, t) . grad_x log p_t(x) + div u(x, t)
+                = (d/dt p_t + div(u p_t)) / p_t
 
     It vanishes for every ``(x, t)`` exactly when ``(p_t, u)`` solve eq. (5) (where
     ``p_t > 0``). Works for any pair of autograd-differentiable callables: a conditional
