@@ -165,6 +165,19 @@ def test_gaussian_flow_map_is_the_flow_of_the_oracle_velocity(gauss, path, seed)
     assert not np.allclose(straight_velocity, oracle.velocity(x_t, t), atol=1e-6)
 
 
+def test_gaussian_flow_map_agrees_with_integrating_the_oracle_velocity(rng):
+    from reference.ode import integrate
+
+    m, A = np.array([1.0, -2.0]), rng.standard_normal((2, 2))
+    S = A @ A.T + 0.3 * np.eye(2)
+    oracle = GaussianMixtureOracle(GaussianMixture([1.0], m[None], S[None]))
+    x0 = rng.standard_normal((6, 2))
+    by_rk4 = integrate(oracle.velocity, x0, 0.0, 1.0, n_steps=200, method="rk4")
+    np.testing.assert_allclose(by_rk4, gaussian_flow_map(x0, 1.0, m, S), rtol=1e-9, atol=1e-9)
+    # negative control: the flow of the wrong path (linear, sigma = 0.5) ends elsewhere
+    assert not np.allclose(by_rk4, gaussian_flow_map(x0, 1.0, m, S, LinearInterpolationPath(0.5)), atol=1e-3)
+
+
 # -- quadrature -------------------------------------------------------------------------------------
 
 
