@@ -162,7 +162,9 @@ def train_realnvp(data, n_steps, n_layers=4, hidden=(32, 32), batch_size=256, lr
         batch_size, lr: as for ``train_mle``.
         rng: ``numpy.random.Generator``; draws the initial parameters (unless ``params``
             is given), then the minibatches.
-        params: optional initial parameters (as made by ``realnvp_init``).
+        params: optional initial parameters (as made by ``realnvp_init``); by default
+            ``realnvp_init(d, n_layers, hidden, rng, identity=True)``, so that training
+            starts from the base ``N(0, I)`` itself.
 
     Returns:
         ``(params, losses)`` as ``train_mle``; ``realnvp_logpdf(params, x)`` is the fitted
@@ -171,7 +173,7 @@ def train_realnvp(data, n_steps, n_layers=4, hidden=(32, 32), batch_size=256, lr
     data = as_points(data, "data")
     rng = check_rng(rng)
     if params is None:
-        params = realnvp_init(data.shape[1], n_layers, hidden, rng)
+        params = realnvp_init(data.shape[1], n_layers, hidden, rng, identity=True)
     return train_mle(realnvp_logpdf, params, data, n_steps, batch_size, lr, rng)
 
 

@@ -285,3 +285,17 @@ PLANAR = [{"a": np.array([0.5, 0.0]), "b": np.array([1.0, 0.0]), "c": np.array(0
 def test_bad_input_is_refused_with_a_clear_message(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+@given(realnvps(), seeds)
+def test_an_identity_initialised_realnvp_is_the_base_distribution(model, seed):
+    _, d = model
+    params = realnvp_init(d, 3, (5,), np.random.default_rng(seed), identity=True)
+    x = np.random.default_rng(seed).normal(size=(7, d)) * 2
+    np.testing.assert_array_equal(realnvp_forward(params, x)[0], x)
+    np.testing.assert_array_equal(realnvp_logpdf(params, x), standard_normal_logpdf(x))
+    # negative control: the random initialisation of the same draws is not the identity
+    random = realnvp_init(d, 3, (5,), np.random.default_rng(seed))
+    assert not np.allclose(realnvp_logpdf(random, x), standard_normal_logpdf(x))
+    # and only the last layers differ between the two
+    np.testing.assert_array_equal(random[0]["s"][0][0], params[0]["s"][0][0])

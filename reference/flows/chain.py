@@ -146,7 +146,7 @@ def alternating_permutations(d, n_layers):
     return [identity if k % 2 == 0 else identity[::-1].copy() for k in range(n_layers)]
 
 
-def realnvp_init(d, n_layers, hidden, rng):
+def realnvp_init(d, n_layers, hidden, rng, identity=False):
     """Random RealNVP parameters: ``n_layers`` affine couplings with ``d' = d // 2``  [lecture: RealNVP, eq. (3)]
 
     Args:
@@ -154,6 +154,8 @@ def realnvp_init(d, n_layers, hidden, rng):
         n_layers: ``K``, the number of coupling layers.
         hidden: the hidden widths of every ``s`` and ``t`` MLP, e.g. ``(32, 32)``.
         rng: ``numpy.random.Generator``.
+        identity: start every layer as the identity (``s = t = 0``), so the model starts
+            as ``p0`` itself; see ``coupling_init``.
 
     Returns:
         a list of ``K`` coupling-layer parameter dicts (see ``flows.coupling``).
@@ -162,7 +164,7 @@ def realnvp_init(d, n_layers, hidden, rng):
     d, d_split = check_split(d, d // 2)
     n_layers = check_positive_int(n_layers, "n_layers")
     rng = check_rng(rng)
-    return [coupling_init(d, d_split, hidden, rng) for _ in range(n_layers)]
+    return [coupling_init(d, d_split, hidden, rng, identity) for _ in range(n_layers)]
 
 
 def _realnvp_layers(params, perms):

@@ -116,7 +116,7 @@ def _split_of(params, d=None):
     return d_split
 
 
-def coupling_init(d, d_split, hidden, rng):
+def coupling_init(d, d_split, hidden, rng, identity=False):
     """Random affine-coupling parameters: MLPs ``s, t: R^{d'} -> R^{d-d'}``  [lecture: RealNVP, eq. (3)]
 
     Args:
@@ -126,6 +126,9 @@ def coupling_init(d, d_split, hidden, rng):
         hidden: the hidden widths of both MLPs, e.g. ``(32, 32)`` (``()`` for affine
             ``s`` and ``t``).
         rng: ``numpy.random.Generator``.
+        identity: start the last layer of both MLPs at zero, so that ``s = t = 0`` and
+            the layer is the identity map (a stable start for training); the same
+            random numbers are drawn either way.
 
     Returns:
         ``{"s": [(W, b), ...], "t": [(W, b), ...]}`` (``reference.nn.mlp_init`` layouts).
@@ -136,7 +139,8 @@ def coupling_init(d, d_split, hidden, rng):
         raise TypeError(f"hidden must be a sequence of widths such as ({hidden},), got the integer {hidden}")
     hidden = tuple(check_positive_int(h, "hidden[...]") for h in hidden)
     sizes = (d_split, *hidden, d - d_split)
-    return {"s": mlp_init(sizes, rng), "t": mlp_init(sizes, rng)}
+    identity = bool(identity)
+    return {"s": mlp_init(sizes, rng, zero_last=identity), "t": mlp_init(sizes, rng, zero_last=identity)}
 
 
 def coupling_scale(params, x1):
