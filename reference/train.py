@@ -284,8 +284,11 @@ def train_cfm(data, path, n_steps, batch_size=256, hidden=(64, 64, 64), lr=1e-3,
         L_CFM-hat = mean_i || v_theta(x_i, t_i) - u_cond(x_i, t_i, z_i) ||^2 on a fresh batch (``cfm_batch``).
 
     The minibatch loss is an unbiased estimate of ``L_CFM(theta) = L_FM(theta) + C``
-    (Theorem 2): it falls towards the constant ``C > 0``, not towards 0. Deterministic
-    under ``rng``: the initial parameters and every batch are drawn from it, in order.
+    (Theorem 2): it falls towards the constant ``C > 0``, not towards 0. With
+    ``ot_pairing`` the coupling of ``(x0, x1)``, hence the path ``p_t`` between the same
+    ends, its field ``u`` and the constant ``C``, are those of the minibatch OT coupling
+    (a much smaller ``C``: the conditional lines cross less). Deterministic under ``rng``: the initial parameters
+    and every batch are drawn from it, in order.
 
     Args:
         data: data points, shape ``(m, d)``, resampled with replacement at every step.
