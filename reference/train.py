@@ -30,7 +30,7 @@ __all__ = [
 
 
 def minibatch_indices(n_data, n_steps, batch_size, rng):
-    """Indices of the minibatches, drawn uniformly with replacement, one row per step.
+    """Indices of the minibatches, uniform with replacement, one row per step  [lecture: eq. (1)]
 
     Args:
         n_data: the number of data points.
@@ -53,7 +53,7 @@ def minibatch_indices(n_data, n_steps, batch_size, rng):
 
 
 def flatten_params(params):
-    """One flat float64 vector ``theta`` of a parameter pytree, and the map back.
+    """A parameter pytree as one flat float64 vector ``theta``, and the map back  [lecture: eq. (1) (training)]
 
     ``autograd.misc.flatten`` does the same, but its ``unflatten`` is itself a traced
     vector-Jacobian product, slow inside a gradient; here ``unflatten(theta)`` only slices

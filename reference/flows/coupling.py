@@ -65,7 +65,15 @@ ACTIVATION = "tanh"
 
 
 def check_split(d, d_split):
-    """Return ``(d, d_split)`` as ints, raising unless ``d >= 2`` and ``1 <= d_split <= d - 1``."""
+    """Check the split of eq. (3): ``d >= 2`` and ``1 <= d_split <= d - 1``  [lecture: RealNVP, eq. (3)]
+
+    Returns:
+        ``(d, d_split)`` as ints.
+
+    Raises:
+        TypeError, ValueError: naming ``d`` or ``d_split`` and the range expected;
+        ``d_split = d`` (the identity layer) is refused with its own message.
+    """
     d = check_positive_int(d, "d", minimum=2)
     if isinstance(d_split, bool) or not isinstance(d_split, numbers.Integral):
         raise TypeError(f"d_split must be an integer d' with 1 <= d' <= d - 1 = {d - 1}, got {d_split!r}")
@@ -81,7 +89,14 @@ def check_split(d, d_split):
 
 
 def check_permutation(perm, d, name="perm"):
-    """Return ``perm`` as an int array, raising unless it is a permutation of ``0, ..., d - 1``."""
+    """Check a coordinate order for a coupling layer  [lecture: RealNVP; Fig. 3]
+
+    Returns:
+        ``perm`` as an int array (None stays None).
+
+    Raises:
+        TypeError, ValueError: ``perm`` is not a permutation of ``0, ..., d - 1``.
+    """
     if perm is None:
         return None
     arr = onp.asarray(perm)
