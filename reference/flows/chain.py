@@ -181,6 +181,7 @@ def _realnvp_layers(params, perms):
     elif len(perms) != n_layers:
         raise ValueError(f"perms must hold one permutation per layer ({n_layers}), got {len(perms)}")
     perms = [check_permutation(p, d, f"perms[{k}]") for k, p in enumerate(perms)]
+    perms = [None if p is not None and onp.array_equal(p, onp.arange(d)) else p for p in perms]  # skip no-ops
     forwards = [partial(coupling_forward, params[k], perm=perms[k]) for k in range(n_layers)]
     inverses = [partial(coupling_inverse, params[k], perm=perms[k]) for k in range(n_layers)]
     return forwards, inverses, d
