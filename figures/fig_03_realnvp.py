@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as onp
 
 from figures._cli import run_figure
-from figures._flows import MOONS, moons_realnvp
+from figures._flows import moons_realnvp
 from reference.distributions import standard_normal_logpdf
 from reference.flows.chain import realnvp_forward, realnvp_inverse
 from reference.plot import grid_points, save

@@ -4,7 +4,7 @@ import autograd.numpy as anp
 import numpy as np
 import pytest
 from autograd import grad
-from hypothesis import given, strategies as st
+from hypothesis import given
 from scipy import stats
 
 from reference.change_of_variables import negative_log_likelihood

@@ -13,9 +13,7 @@ from reference.distributions import standard_normal_logpdf
 from reference.flows.chain import (
     alternating_permutations,
     chain_forward,
-    realnvp_forward,
     realnvp_init,
-    realnvp_inverse,
     realnvp_logpdf,
     realnvp_sample,
 )
