@@ -23,6 +23,7 @@ __all__ = [
     "mlp_unflatten",
     "mlp_apply_flat",
     "velocity_and_divergence_flat",
+    "VelocityNetwork",
 ]
 
 
@@ -141,6 +142,7 @@ def velocity_apply(params, x, t, activation="silu"):
 # --------------------------------------------------------------------------------------
 
 from autograd.extend import defvjp, primitive  # noqa: E402
+from autograd.tracer import getval  # noqa: E402
 
 
 def mlp_flatten(params):
@@ -299,3 +301,56 @@ def velocity_and_divergence_flat(theta, sizes, x, t):
             a = h @ W + b
             da = dh @ W
     return a, sum(da[i, :, i] for i in range(d))  # the output's a_L is v, its a_L' is J e_i
+
+
+class VelocityNetwork:
+    """The learned field  u(x, t) = v_theta(x, t)  as a callable, evaluated by the fused primitive  [lecture: Flow Matching In Practice, step 5]
+
+    Calling it computes ``velocity_apply(params, x, t)`` (the same numbers, to rounding)
+    with ``mlp_apply_flat`` and buffers reused between calls, which is what an ODE solver
+    needs: thousands of evaluations of the same network on same-sized batches. When
+    ``x`` or ``t`` is being differentiated (an autograd box), it evaluates the readable
+    ``velocity_apply`` instead, so derivatives of any order stay available.
+
+    ``velocity_and_divergence(x, t)`` also returns the exact divergence (forward mode,
+    ``velocity_and_divergence_flat``), which ``cnf`` uses when a field offers it.
+
+    Not thread-safe: one instance per thread.
+
+    Args:
+        params: parameters of ``velocity_init`` (copied: later changes to them are not seen).
+    """
+
+    def __init__(self, params):
+        self.params = [(onp.array(W, dtype=onp.float64), onp.array(b, dtype=onp.float64)) for W, b in params]
+        self.theta, self.sizes = mlp_flatten(self.params)
+        self.d = self.sizes[-1]
+        if self.sizes[0] != self.d + 1:
+            raise ValueError(f"params must map [x, t] (d + 1 inputs) to d outputs, got sizes {self.sizes}")
+        self._workspace = {}
+        self._inputs = {}
+
+    def _input(self, x, t):
+        n = x.shape[0]
+        h = self._inputs.get(n)
+        if h is None:
+            h = self._inputs[n] = onp.empty((n, self.d + 1))
+        h[:, : self.d] = x
+        h[:, self.d] = t
+        return h
+
+    def __call__(self, x, t):
+        if getval(x) is not x or getval(t) is not t:
+            return velocity_apply(self.params, x, t)
+        x = as_points(x, d=self.d)
+        t = as_time(t, x.shape[0])
+        return mlp_apply_flat(self.theta, self._input(x, t), self.sizes, self._workspace).copy()
+
+    def velocity_and_divergence(self, x, t):
+        """``(v_theta(x, t), div_x v_theta(x, t))``, shapes ``(n, d)`` and ``(n,)``."""
+        x = as_points(x, d=self.d, allow_traced=False)
+        t = as_time(t, x.shape[0])
+        return velocity_and_divergence_flat(self.theta, self.sizes, x, t)
+
+    def __repr__(self):
+        return f"VelocityNetwork(sizes={self.sizes})"

@@ -4,10 +4,14 @@ Sections:
 
 1. Maximum-likelihood training of normalizing flows (planar chains, RealNVP): minimise
    the mean negative log-likelihood of eq. (1) over minibatches of the data.
+2. Conditional flow matching (steps 4 and 5 of "Flow Matching In Practice"): regress
+   v_theta(x, t) on the conditional velocity with the CFM loss, then sample by
+   integrating the learned ODE.
 
-Every trainer uses ``autograd.misc.optimizers.adam`` on parameter pytrees, draws its
-minibatches (resampled with replacement from a data array) from the ``rng`` it is given,
-and is therefore bit-for-bit reproducible under the same seed.
+Every trainer uses Adam (``autograd.misc.optimizers.adam``, or ``FlatAdam``, the same
+arithmetic in place) on flattened parameters, draws its minibatches (resampled with
+replacement from a data array) from the ``rng`` it is given, and is therefore
+bit-for-bit reproducible under the same seed.
 """
 
 import autograd.numpy as np
@@ -218,8 +222,9 @@ def train_planar(data, n_steps, n_layers=8, batch_size=256, lr=1e-2, rng=None, i
 #     t ~ U[0, 1],  z ~ p(z),  x ~ p(x | t, z),
 #     loss(theta) = mean_i || v_theta(x_i, t_i) - u_cond(x_i, t_i, z_i) ||^2,
 #
-# its gradient by autograd and the update by Adam (``autograd.misc.optimizers.adam`` on
-# the parameters flattened by ``flatten_params``, as in section 1).
+# its gradient by autograd and the update by Adam on the flattened parameters
+# (``FlatAdam``). ``cfm_step`` holds one step, readable (``fused=False``: ``cfm_loss`` of
+# ``velocity_apply``) or fast (``fused=True``: the network as one autograd primitive).
 # Step 5 pushes samples of p0 = N(0, I) through the learned ODE dx/dt = v_theta(x, t)
 # from t = 0 to 1 with a fixed-step (``ode.integrate``) or adaptive
 # (``ode.integrate_adaptive``) integrator.
@@ -227,11 +232,18 @@ def train_planar(data, n_steps, n_layers=8, batch_size=256, lr=1e-2, rng=None, i
 
 from .ode import integrate, integrate_adaptive  # noqa: E402
 from .losses import cfm_loss  # noqa: E402
-from .nn import velocity_apply, velocity_init  # noqa: E402
+from .nn import (  # noqa: E402
+    VelocityNetwork,
+    mlp_apply_flat,
+    mlp_flatten,
+    mlp_unflatten,
+    velocity_apply,
+    velocity_init,
+)
 from .ot import ot_pair  # noqa: E402
 from .paths import GaussianPath  # noqa: E402
 
-__all__ += ["cfm_batch", "train_cfm", "model_velocity", "sample_model"]
+__all__ += ["cfm_batch", "FlatAdam", "cfm_step", "train_cfm", "model_velocity", "sample_model"]
 
 
 def _check_path(path, ot_pairing):
@@ -276,8 +288,108 @@ def cfm_batch(path, data, batch_size, rng, ot_pairing=False):
     return t, z, path.sample_x(t, z, rng)
 
 
+class FlatAdam:
+    """Adam on one flat parameter vector, updated in place  [lecture: Flow Matching In Practice, step 4]
+
+        m <- (1 - b1) g + b1 m,   v <- (1 - b2) g^2 + b2 v,
+        theta <- theta - lr (m / (1 - b1^k)) / (sqrt(v / (1 - b2^k)) + eps)
+
+    The same arithmetic, operation for operation, as ``autograd.misc.optimizers.adam``
+    (so both give the same iterates, bit for bit), with its state kept in preallocated
+    arrays instead of new ones (and a new flatten/unflatten) at every step.
+
+    Args:
+        theta: the flat parameters, updated in place by ``step``.
+        lr, b1, b2, eps: Adam's step size and constants (autograd's defaults).
+    """
+
+    def __init__(self, theta, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
+        self.theta, self.lr, self.b1, self.b2, self.eps = theta, lr, b1, b2, eps
+        self.m, self.v = onp.zeros_like(theta), onp.zeros_like(theta)
+        self._a, self._b = onp.empty_like(theta), onp.empty_like(theta)
+        self.k = 0
+
+    def step(self, g):
+        """One update with the gradient ``g`` (shape like ``theta``)."""
+        self.k += 1
+        a, b = self._a, self._b
+        onp.multiply(1 - self.b1, g, out=a)
+        self.m *= self.b1
+        self.m += a  # m = (1 - b1) g + b1 m
+        onp.multiply(g, g, out=a)
+        a *= 1 - self.b2
+        self.v *= self.b2
+        self.v += a  # v = (1 - b2) g^2 + b2 v
+        onp.divide(self.v, 1 - self.b2**self.k, out=b)
+        onp.sqrt(b, out=b)
+        b += self.eps  # sqrt(vhat) + eps
+        onp.divide(self.m, 1 - self.b1**self.k, out=a)
+        a *= self.lr  # lr mhat
+        a /= b
+        self.theta -= a
+        return self.theta
+
+
+def cfm_step(data, path, params, batch_size=256, lr=1e-3, rng=None, ot_pairing=False, fused=True):
+    """One training step of CFM, as a callable: draw a batch, take the loss's gradient, update by Adam  [lecture: Theorem 2; Flow Matching In Practice, step 4]
+
+    ``train_cfm`` calls it ``n_steps`` times. Both engines draw the same batches from
+    ``rng`` and take the same Adam steps on the same loss:
+
+    - ``fused=False``: the readable formula. The loss is ``losses.cfm_loss`` of
+      ``nn.velocity_apply``, traced operation by operation by autograd; Adam is
+      ``autograd.misc.optimizers.adam``'s arithmetic (``FlatAdam``).
+    - ``fused=True`` (default): the network is the single autograd primitive
+      ``nn.mlp_apply_flat`` with its buffers reused, on the flat vector Adam updates in
+      place; only the network is traced, the target ``u_cond`` is computed beside it.
+      Same gradients to float64 rounding (tested), about twice as fast.
+
+    Args:
+        data: data points, shape ``(m, d)``.
+        path: a ``GaussianPath``.
+        params: initial parameters of ``nn.velocity_init`` (not modified).
+        batch_size, lr, rng, ot_pairing: as in ``train_cfm``.
+        fused: which engine computes the gradient.
+
+    Returns:
+        ``(step, current_params)``: ``step()`` performs one update and returns the
+        minibatch loss at the parameters before the update; ``current_params()`` returns
+        the parameters now (views of the flat vector, valid until the next step).
+    """
+    d = data.shape[1]
+    theta, sizes = mlp_flatten(params)
+    optimizer = FlatAdam(theta, lr)
+    current_params = lambda: mlp_unflatten(theta, sizes)  # noqa: E731
+
+    if fused:
+        workspace, h = {}, onp.empty((batch_size, d + 1))
+
+        def loss(theta, h, target):
+            residual = mlp_apply_flat(theta, h, sizes, workspace) - target  # v_theta(x, t) - u_cond
+            return np.sum(residual * residual) / batch_size
+    else:
+        def loss(theta, t, z, x):
+            params = mlp_unflatten(theta, sizes)
+            return cfm_loss(lambda x_, t_: velocity_apply(params, x_, t_), path, t, z, x)
+    loss_and_grad = value_and_grad(loss)
+
+    def step():
+        t, z, x = cfm_batch(path, data, batch_size, rng, ot_pairing)
+        if fused:
+            h[:, :d], h[:, d] = x, t
+            value, g = loss_and_grad(theta, h, path.velocity(x, t, z))
+        else:
+            value, g = loss_and_grad(theta, t, z, x)
+        if not onp.isfinite(value):
+            raise FloatingPointError(f"the CFM loss became non-finite ({value}) at step {optimizer.k}; lower lr")
+        optimizer.step(g)
+        return value
+
+    return step, current_params
+
+
 def train_cfm(data, path, n_steps, batch_size=256, hidden=(64, 64, 64), lr=1e-3, rng=None,
-              ot_pairing=False, callback=None):
+              ot_pairing=False, callback=None, fused=True):
     """Train v_theta with the conditional flow-matching loss and Adam  [lecture: Theorem 2; Flow Matching In Practice, step 4]
 
         theta_{k+1} = Adam(theta_k, grad_theta L_CFM-hat(theta_k)),
@@ -301,6 +413,9 @@ def train_cfm(data, path, n_steps, batch_size=256, hidden=(64, 64, 64), lr=1e-3,
         ot_pairing: pair each batch's ``(x0, x1)`` by exact minibatch OT (``cfm_batch``).
         callback: optional ``callback(params, step, loss)`` called at each step with the
             parameters the step's gradient (and ``losses[step]``) is taken at.
+        fused: compute the gradient with the fused network primitive (default) or with
+            the readable ``cfm_loss`` of ``velocity_apply`` (see ``cfm_step``); both
+            train the same model, to float64 rounding.
 
     Returns:
         ``(params, losses)``: the trained parameters for ``nn.velocity_apply`` and the
@@ -314,37 +429,35 @@ def train_cfm(data, path, n_steps, batch_size=256, hidden=(64, 64, 64), lr=1e-3,
     rng = check_rng(rng)
     if callback is not None:
         check_callable(callback, "callback")
-    theta0, unflatten = flatten_params(velocity_init(data.shape[1], hidden, rng))
-
-    def batch_loss(theta, t, z, x):
-        params = unflatten(theta)
-        return cfm_loss(lambda x_, t_: velocity_apply(params, x_, t_), path, t, z, x)
-
-    loss_and_grad = value_and_grad(batch_loss)
+    if not isinstance(fused, bool):
+        raise TypeError(f"fused must be True or False, got {fused!r}")
+    params0 = velocity_init(data.shape[1], hidden, rng)
+    step, current_params = cfm_step(data, path, params0, batch_size, lr, rng, ot_pairing, fused)
     losses = onp.zeros(n_steps)
-
-    def gradient(theta, step):
-        value, g = loss_and_grad(theta, *cfm_batch(path, data, batch_size, rng, ot_pairing))
-        if not onp.isfinite(value):
-            raise FloatingPointError(f"the CFM loss became non-finite ({value}) at step {step}; lower lr")
-        losses[step] = value
-        if callback is not None:
-            callback(unflatten(theta), step, value)
-        return g
-
-    theta = adam(gradient, theta0, num_iters=n_steps, step_size=lr)
-    return unflatten(theta), losses
+    for k in range(n_steps):
+        if callback is None:
+            losses[k] = step()
+            continue
+        before = [(W.copy(), b.copy()) for W, b in current_params()]
+        losses[k] = step()
+        callback(before, k, losses[k])
+    return [(W.copy(), b.copy()) for W, b in current_params()], losses
 
 
-def model_velocity(params):
+def model_velocity(params, fused=True):
     """The learned field as a callable  u(x, t) = v_theta(x, t)  [lecture: Flow Matching In Practice, step 5]
 
     Args:
         params: parameters of ``nn.velocity_init`` / ``train_cfm``.
+        fused: return an ``nn.VelocityNetwork`` (the fused primitive with reused buffers,
+            and an exact forward-mode divergence for ``cnf``), or the readable
+            ``velocity_apply`` as a closure; the two compute the same numbers.
 
     Returns:
         ``u(x, t) -> (n, d)``, for ``ode.integrate`` and the plotting helpers.
     """
+    if fused:
+        return VelocityNetwork(params)
     return lambda x, t: velocity_apply(params, x, t)
 
 

@@ -78,7 +78,8 @@ def test_trained_parameters_are_those_of_nn_velocity_apply(moons):
     params, losses = train_cfm(moons, ConicalGaussianPath(), 5, rng=np.random.default_rng(5), **SMALL)
     assert losses.shape == (5,) and np.all(np.isfinite(losses))
     x = np.random.default_rng(6).normal(size=(4, 2))
-    np.testing.assert_array_equal(model_velocity(params)(x, 0.3), velocity_apply(params, x, 0.3))
+    np.testing.assert_array_equal(model_velocity(params, fused=False)(x, 0.3), velocity_apply(params, x, 0.3))
+    np.testing.assert_allclose(model_velocity(params)(x, 0.3), velocity_apply(params, x, 0.3), rtol=1e-13, atol=1e-15)
     assert [W.shape for W, _ in params] == [(3, 8), (8, 8), (8, 2)]
 
 
@@ -257,3 +258,86 @@ def test_bad_input_is_refused_with_a_clear_message(call, error, match):
 def _params():
     from reference.nn import velocity_init
     return velocity_init(2, (4,), np.random.default_rng(0))
+
+
+# ------------------------------------------------ the fused engine trains the same model
+
+from autograd.misc.optimizers import adam  # noqa: E402
+from hypothesis import given, strategies as st  # noqa: E402
+
+from reference.paths import OptimalTransportPath  # noqa: E402
+from reference.train import FlatAdam, cfm_step  # noqa: E402
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(2, 40), st.floats(1e-4, 1e-1))
+def test_flat_adam_is_autograds_adam_bit_for_bit(seed, n_iters, lr):
+    A = np.random.default_rng(seed).normal(size=(6, 6))
+
+    def gradient(x, i):
+        return np.tanh(A @ x) * (i + 1) + x**3
+
+    x0 = np.random.default_rng(seed + 1).normal(size=6)
+    expected = adam(gradient, x0.copy(), num_iters=n_iters, step_size=lr)
+    theta = x0.copy()
+    opt = FlatAdam(theta, lr)
+    for i in range(n_iters):
+        opt.step(gradient(theta, i))
+    np.testing.assert_array_equal(theta, expected)
+    # negative control: another b2 changes the iterates (from the second step on)
+    theta = x0.copy()
+    opt = FlatAdam(theta, lr, b2=0.99)
+    for i in range(n_iters):
+        opt.step(gradient(theta, i))
+    assert not np.array_equal(theta, expected)
+
+
+@pytest.mark.parametrize("path, ot", [(LINEAR, False), (LINEAR, True), (ConicalGaussianPath(), False),
+                                      (OptimalTransportPath(1e-2), False), (LinearInterpolationPath(0.3), False)])
+def test_fused_and_readable_engines_train_the_same_model(moons, path, ot):
+    kwargs = dict(batch_size=32, hidden=(8, 8), lr=1e-2, ot_pairing=ot)
+    fused, l_fused = train_cfm(moons, path, 60, rng=np.random.default_rng(11), fused=True, **kwargs)
+    plain, l_plain = train_cfm(moons, path, 60, rng=np.random.default_rng(11), fused=False, **kwargs)
+    np.testing.assert_allclose(l_fused, l_plain, rtol=1e-12)
+    for (Wf, bf), (Wp, bp) in zip(fused, plain):
+        np.testing.assert_allclose(Wf, Wp, rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(bf, bp, rtol=1e-10, atol=1e-13)
+    # negative control: one step more moves the parameters by far more than that tolerance
+    more, _ = train_cfm(moons, path, 61, rng=np.random.default_rng(11), fused=True, **kwargs)
+    assert not np.allclose(more[0][0], fused[0][0], rtol=1e-10, atol=1e-13)
+
+
+def test_each_engine_takes_the_gradient_of_the_cfm_loss(moons):
+    from autograd import grad
+    from reference.losses import cfm_loss
+    from reference.nn import mlp_flatten, mlp_unflatten, velocity_init
+
+    params = velocity_init(2, (8,), np.random.default_rng(12))
+    theta0, sizes = mlp_flatten(params)
+    t, z, x = cfm_batch(LINEAR, moons, 32, np.random.default_rng(13))
+    g = grad(lambda th: cfm_loss(lambda y, s: velocity_apply(mlp_unflatten(th, sizes), y, s), LINEAR, t, z, x))(theta0)
+    for fused in (True, False):
+        step, current = cfm_step(moons, LINEAR, params, batch_size=32, lr=1e-3, rng=np.random.default_rng(13), fused=fused)
+        step()  # the same batch: its first Adam step moves each parameter by lr * g / (|g| + eps)
+        theta1, _ = mlp_flatten(current())
+        expected = theta0 - 1e-3 * g / (np.abs(g) + 1e-8)
+        np.testing.assert_allclose(theta1, expected, rtol=1e-12, atol=1e-15)
+    assert np.array_equal(mlp_flatten(params)[0], theta0)  # the initial parameters are not modified
+
+
+def test_velocity_network_is_velocity_apply_and_differentiable(moons):
+    from autograd import grad
+    from reference.nn import VelocityNetwork, velocity_init
+
+    params = velocity_init(2, (8, 8), np.random.default_rng(14))
+    u = VelocityNetwork(params)
+    x, t = np.random.default_rng(15).normal(size=(5, 2)), np.linspace(0, 1, 5)
+    first = u(x, t)
+    np.testing.assert_allclose(first, velocity_apply(params, x, t), rtol=1e-13, atol=1e-15)
+    second = u(x + 1.0, t)  # a later call does not overwrite an earlier result
+    assert not np.allclose(first, second)
+    np.testing.assert_allclose(first, velocity_apply(params, x, t), rtol=1e-13, atol=1e-15)
+    # second derivatives go through the readable network
+    f = lambda y: np.sum(u(y, 0.5) ** 3)  # noqa: E731
+    g = lambda y: np.sum(velocity_apply(params, y, 0.5) ** 3)  # noqa: E731
+    np.testing.assert_allclose(grad(lambda y: np.sum(grad(f)(y) ** 2))(x), grad(lambda y: np.sum(grad(g)(y) ** 2))(x),
+                               rtol=1e-12)
