@@ -156,14 +156,16 @@ def coupling_layers(draw, min_d=2, max_d=6):
 
 
 @st.composite
-def gaussian_to_gaussian(draw, d=None):
+def gaussian_to_gaussian(draw, d=None, contracting=False):
     """``(m, s)`` of the path from N(0, I) to N(m, s^2 I) with ``mu_t = t m``, ``sigma_t = 1 - t + t s``.
 
-    ``|m|`` in ``[0.5, 3]`` and ``s`` in ``[0.3, 0.8] u [1.25, 2.5]``: the path moves and
-    changes its scale (so a wrong velocity is visible), and ``sigma_t >= 0.3`` on ``[0, 1]``.
+    ``|m|`` in ``[0.5, 3]`` and ``s`` in ``[0.3, 0.8] u [1.25, 2.5]`` (only ``[0.3, 0.8]``
+    if ``contracting``): the path moves and changes its scale (so a wrong velocity is
+    visible), and ``sigma_t >= 0.3`` on ``[0, 1]``.
     """
     d = draw(dims) if d is None else d
     direction = np.random.default_rng(draw(seeds)).standard_normal(d)
     m = direction / np.linalg.norm(direction) * draw(st.floats(0.5, 3.0))
-    s = draw(st.one_of(st.floats(0.3, 0.8), st.floats(1.25, 2.5)))
+    shrink = st.floats(0.3, 0.8)
+    s = draw(shrink if contracting else st.one_of(shrink, st.floats(1.25, 2.5)))
     return m, s
