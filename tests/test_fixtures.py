@@ -10,6 +10,7 @@ import pytest
 from reference.fixtures import FIXTURES, load_fixture, main, verify_fixtures, write_fixtures
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
+REGENERATE = "if the reference changed on purpose, regenerate: python -m reference.fixtures tests/golden"
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,8 @@ def test_the_committed_set_holds_every_fixture_and_stays_small():
 
 
 def test_regenerating_reproduces_the_committed_fixtures(regenerated):
-    assert json.loads((regenerated / "index.json").read_text()) == json.loads((GOLDEN / "index.json").read_text())
+    new_index = json.loads((regenerated / "index.json").read_text())
+    assert new_index == json.loads((GOLDEN / "index.json").read_text()), REGENERATE
     for fx in FIXTURES:
         new_in, new_out, _ = load_fixture(regenerated, fx.name)
         old_in, old_out, _ = load_fixture(GOLDEN, fx.name)
@@ -35,7 +37,8 @@ def test_regenerating_reproduces_the_committed_fixtures(regenerated):
             np.testing.assert_array_equal(new_in[key], old_in[key], err_msg=f"{fx.name}: input {key}")
         for key in old_out:
             # the same arithmetic on the same inputs: equal up to the last bits a different BLAS may change
-            np.testing.assert_allclose(new_out[key], old_out[key], rtol=1e-13, atol=1e-15, err_msg=f"{fx.name}: {key}")
+            np.testing.assert_allclose(new_out[key], old_out[key], rtol=1e-13, atol=1e-15,
+                                       err_msg=f"{fx.name}: {key}; {REGENERATE}")
 
 
 def test_writing_twice_gives_the_same_bytes(regenerated, tmp_path):
@@ -47,7 +50,7 @@ def test_writing_twice_gives_the_same_bytes(regenerated, tmp_path):
 def test_the_reference_passes_its_own_fixtures():
     rows = verify_fixtures(GOLDEN)
     failed = [r for r in rows if not r[3]]
-    assert rows and not failed, failed
+    assert rows and not failed, f"{failed}; {REGENERATE}"
 
 
 def test_a_perturbed_output_is_caught(tmp_path):

@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as onp
 
 from figures.claims import Claim
-from reference.distributions import dataset_mixture
+from reference.cnf import cnf_logpdf
+from reference.distributions import dataset_mixture, standard_normal_logpdf
 from reference.flows.coupling import coupling_forward, coupling_init, coupling_inverse
 from reference.marginal import marginal_velocity
 from reference.ode import integrate
@@ -16,6 +17,7 @@ from reference.testing import (
     check_bijection,
     check_conditional_path,
     check_divergence_estimator,
+    check_log_likelihood,
     check_marginal_velocity,
     check_ode_solver,
     check_ot_pairing,
@@ -92,6 +94,10 @@ def _catalogue(quick):
 
     from reference.autodiff import hutchinson_divergence
 
+    def divergence_added(u, x):  # log p0(x(0)) + int div u instead of minus
+        log_p, z0 = cnf_logpdf(u, x, n_steps=50, return_x0=True)
+        return 2 * standard_normal_logpdf(z0) - log_p
+
     cases = [
         (lambda: check_bijection(lambda x: (coupling_forward(params, x)[0], -coupling_forward(params, x)[1]),
                                  lambda y: coupling_inverse(params, y), rng.standard_normal((6, 4))),
@@ -111,6 +117,7 @@ def _catalogue(quick):
             (lambda: check_divergence_estimator(lambda u, x, t, r: -hutchinson_divergence(u, x, t, r), n_repeats=500),
              "sign flipped"),
             (lambda: check_marginal_velocity(unnormalised), "weights not normalised"),
+            (lambda: check_log_likelihood(divergence_added, n=4), "divergence sign flipped"),
         ]
     return cases
 
