@@ -77,7 +77,8 @@ def mixtures_1d(draw):
 @given(mixtures_1d(), seeds)
 def test_theorem_2_holds_for_random_data_and_random_parameters(mixture, seed):
     path = ConicalGaussianPath()
-    L_cfm, L_fm, C = quadrature_losses(mixture, path, n_t=16, n_x=16, n_grid=160)
+    # 24 Gauss-Hermite nodes: with 16, some mixtures of this strategy leave a quadrature error near 1e-10
+    L_cfm, L_fm, C = quadrature_losses(mixture, path, n_t=16, n_x=24, n_grid=160)
     rng = np.random.default_rng(seed)
     thetas = [velocity_init(1, (8, 8), rng) for _ in range(2)]
     for params in thetas:
