@@ -419,6 +419,12 @@ def test_from_torch_without_torch_says_how_to_install_it():
     (lambda: check_ot_pairing(ot_pair, sizes=(9,)), ValueError, "sizes must be <= 8"),
     (lambda: check_divergence_estimator(divergence, framework="jax"), ValueError, "framework must be one of"),
     (lambda: from_torch(3), TypeError, "fn must be callable"),
+    (lambda: check_log_likelihood(lambda u, x: x[:, 0], atol=0.0), ValueError, "atol must be > 0"),
+    (lambda: check_log_likelihood(lambda u, x: x[:, 0], framework="tf"), ValueError, "framework must be one of"),
+    (lambda: check_marginal_velocity(lambda x, t, d: x, n=2), ValueError, "n must be an integer >= 4"),
+    (lambda: check_marginal_velocity(lambda x, t, d: x, data=np.zeros(3)), ValueError, r"data must have shape \(n, d\)"),
+    (lambda: check_velocity_field(lambda x, t: x, "moons"), ValueError, "mixture data sets"),
+    (lambda: check_velocity_field(lambda x, t: x, "8gaussians", max_relative_loss=-1), ValueError, "must be > 0"),
 ])
 def test_bad_input_is_refused_with_a_clear_message(call, error, match):
     with pytest.raises(error, match=match):
