@@ -17,6 +17,10 @@ estimate and a standard step-size controller. ``flow`` is the lecture's ``f^u(x,
 and ``push_samples`` draws the probability path ``p_t = f^u(., t) # p0`` by pushing
 samples of ``p0``.
 
+Comparing with torchdiffeq: its fixed-grid ``method="rk4"`` takes Kutta's 3/8-rule step
+(``rk4_alt_step_func`` in ``torchdiffeq/_impl/rk_common.py``, called by ``RK4`` in
+``fixed_grid.py``), which is ``"rk38"`` here; ``"rk4"`` here is the classic method.
+
 Batches: ``x`` has shape ``(n, d)`` and the ``n`` rows are ``n`` initial values of the
 same ODE, integrated together. Everything is written with ``autograd.numpy`` and
 without in-place writes, so a fixed-step solution can be differentiated with respect
@@ -56,8 +60,11 @@ _TOL = 1e-14  # consistency checks on tableau coefficients written as decimal fr
 
 
 class IntegrationError(ValueError):
-    """The solution could not be continued: the state stopped being finite, the step size
-    underflowed or ``max_steps`` ran out. The message says at which time and why."""
+    """A solve of eq. (4) that could not be continued, with the time and the reason  [lecture: eq. (4)]
+
+    Raised when the state or the field stops being finite, the step size underflows or
+    ``max_steps`` runs out. A ``ValueError``, so callers may catch either.
+    """
 
 
 @dataclass(frozen=True)
@@ -205,7 +212,12 @@ TABLEAUS = {tab.name: tab for tab in (EULER, MIDPOINT, RK4, RK38, DOPRI5)}
 
 
 def get_tableau(method):
-    """The tableau named ``method`` (one of ``TABLEAUS``), or ``method`` itself if it is a tableau."""
+    """The Butcher tableau of a method, by name or as given  [lecture: eq. (4)]
+
+    Args:
+        method: one of ``TABLEAUS`` (``"euler"``, ``"midpoint"``, ``"rk4"``, ``"rk38"``,
+            ``"dopri5"``), or a ``ButcherTableau``.
+    """
     if isinstance(method, ButcherTableau):
         return method
     if isinstance(method, str) and method in TABLEAUS:
@@ -331,7 +343,7 @@ def integrate(u, x0, t0=0.0, t1=1.0, n_steps=100, method="rk4", return_path=Fals
 
 @dataclass(frozen=True)
 class AdaptiveResult:
-    """The solution of ``integrate_adaptive`` and how it was obtained.
+    """The solution of ``integrate_adaptive`` and how it was obtained  [lecture: CNF Pros (adaptive steps)]
 
     Attributes:
         x: the solution at ``t1``, shape ``(n, d)``.
@@ -362,7 +374,7 @@ def _error_norm(err, x, x_new, rtol, atol):
 
 
 def initial_step(u, x0, t0, t1, rtol, atol, order, f0=None):
-    """A first step size from the field's scale at ``x0`` (Hairer, Norsett and Wanner, II.4)
+    """A first step size from the field's scale at x0 (Hairer, Norsett and Wanner, II.4)  [lecture: CNF Pros (adaptive steps)]
 
         d0 = ||x0||, d1 = ||u(x0, t0)||  (weighted RMS norms, weights 1 / (atol + rtol |x0|))
         h0 = 0.01 d0 / d1  (1e-6 if either is tiny),  x1 = x0 + h0 u(x0, t0)
