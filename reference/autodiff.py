@@ -8,6 +8,8 @@ every point's Jacobian at once, so a ``d x d`` Jacobian of the whole batch costs
 backward passes, not ``n * d``.
 """
 
+import warnings
+
 import autograd.numpy as np
 import numpy as onp
 from autograd import make_vjp
@@ -26,6 +28,8 @@ __all__ = [
     "jacobian",
     "log_abs_det_jacobian",
     "divergence",
+    "value_and_divergence",
+    "NOISES",
     "sample_probes",
     "hutchinson_divergence",
     "hutchinson_variance",
@@ -36,7 +40,10 @@ NOISES = ("rademacher", "gaussian")
 
 def _row_vjp(f, x, name):
     """The vector-Jacobian product of a row-wise map at ``x`` and its value."""
-    vjp, out = make_vjp(f)(x)
+    with warnings.catch_warnings():
+        # a map that does not depend on x (a constant field) has a zero Jacobian: say nothing
+        warnings.filterwarnings("ignore", message="Output seems independent of input")
+        vjp, out = make_vjp(f)(x)
     value = getval(out)
     if value.ndim != 2 or value.shape[0] != x.shape[0]:
         raise ValueError(f"{name}(x) must return shape (n, d_out) with n = {x.shape[0]}, got {value.shape}")
@@ -93,10 +100,30 @@ def _field_at(u, t, n, d):
     return u_t
 
 
+def value_and_divergence(u, x, t):
+    """u(x, t) and its exact divergence  div u = tr J_u = sum_i d u_i / d x_i, in one forward pass  [lecture: CNF Pros]
+
+    One forward pass and one backward pass per dimension: ``d`` backward passes for the
+    whole batch.
+
+    Args:
+        u: velocity field ``u(x, t) -> (n, d)``, written with ``autograd.numpy``.
+        x: points, shape ``(n, d)``.
+        t: a float or an array of shape ``(n,)``.
+
+    Returns:
+        ``(u(x, t), div u(x, t))``: shapes ``(n, d)`` and ``(n,)``.
+    """
+    check_callable(u, "u")
+    x = as_points(x)
+    n, d = x.shape
+    t = as_time(t, n)
+    vjp, value = _row_vjp(_field_at(u, t, n, d), x, "u")
+    return value, sum(vjp(_unit_rows(n, d, i))[:, i] for i in range(d))
+
+
 def divergence(u, x, t):
     """Exact divergence  div u(x, t) = tr J_u(x, t) = sum_i d u_i / d x_i  [lecture: CNF Pros]
-
-    One backward pass per dimension: ``d`` passes for the whole batch.
 
     Args:
         u: velocity field ``u(x, t) -> (n, d)``, written with ``autograd.numpy``.
@@ -106,12 +133,7 @@ def divergence(u, x, t):
     Returns:
         shape ``(n,)``.
     """
-    check_callable(u, "u")
-    x = as_points(x)
-    n, d = x.shape
-    t = as_time(t, n)
-    vjp, _ = _row_vjp(_field_at(u, t, n, d), x, "u")
-    return sum(vjp(_unit_rows(n, d, i))[:, i] for i in range(d))
+    return value_and_divergence(u, x, t)[1]
 
 
 def sample_probes(rng, shape, noise="rademacher"):
@@ -130,7 +152,7 @@ def sample_probes(rng, shape, noise="rademacher"):
     raise ValueError(f"noise must be one of {NOISES}, got {noise!r}")
 
 
-def hutchinson_divergence(u, x, t, rng=None, n_probes=1, noise="rademacher", probes=None):
+def hutchinson_divergence(u, x, t, rng=None, n_probes=1, noise="rademacher", probes=None, return_value=False):
     """Hutchinson's estimator  div u ~ (1/M) sum_m eps_m^T J_u eps_m  [lecture: CNF Pros]
 
     Unbiased because ``E[eps^T J eps] = tr(J E[eps eps^T]) = tr J``. Each point of the
@@ -146,9 +168,10 @@ def hutchinson_divergence(u, x, t, rng=None, n_probes=1, noise="rademacher", pro
         noise: ``"rademacher"`` or ``"gaussian"``.
         probes: optional fixed probes of shape ``(M, n, d)`` (as FFJORD draws once per
             solve); then ``rng``, ``n_probes`` and ``noise`` are not used.
+        return_value: also return ``u(x, t)``, from the same forward pass.
 
     Returns:
-        shape ``(n,)``.
+        shape ``(n,)``, or ``(u(x, t), estimate)`` with ``return_value``.
     """
     check_callable(u, "u")
     x = as_points(x)
@@ -165,9 +188,10 @@ def hutchinson_divergence(u, x, t, rng=None, n_probes=1, noise="rademacher", pro
         probes = onp.asarray(probes, dtype=onp.float64)
         if probes.ndim != 3 or probes.shape[1:] != (n, d):
             raise ValueError(f"probes must have shape (M, {n}, {d}), got {probes.shape}")
-    vjp, _ = _row_vjp(_field_at(u, t, n, d), x, "u")
+    vjp, value = _row_vjp(_field_at(u, t, n, d), x, "u")
     estimates = [np.sum(vjp(eps) * eps, axis=1) for eps in probes]  # eps^T J eps per point
-    return sum(estimates) / len(estimates)
+    estimate = sum(estimates) / len(estimates)
+    return (value, estimate) if return_value else estimate
 
 
 def hutchinson_variance(J, noise="rademacher"):

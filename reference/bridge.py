@@ -168,7 +168,6 @@ def planar_ode_forward(params, x0, n_steps=200, method="rk4"):
     x0 = as_points(x0, "x0")
     n, d = np.shape(x0)
     _check_params(params, d)
-    field = augmented_field(lambda x, t: planar_velocity(params, x, t),
-                            lambda x, t: planar_divergence(params, x, t), d)
+    field = augmented_field(lambda x, t: (planar_velocity(params, x, t), planar_divergence(params, x, t)), d)
     z1 = integrate(field, np.concatenate([x0, np.zeros((n, 1))], axis=1), 0.0, 1.0, n_steps, method)
     return z1[:, :d], -z1[:, d]

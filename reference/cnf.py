@@ -34,7 +34,7 @@ import numpy as onp
 from autograd.tracer import getval
 
 from ._validate import as_points, check_callable, check_finite_number, check_positive_int, check_rng
-from .autodiff import NOISES, divergence as exact_divergence, hutchinson_divergence, sample_probes
+from .autodiff import NOISES, hutchinson_divergence, sample_probes, value_and_divergence
 from .distributions import standard_normal_logpdf
 from .ode import TABLEAUS, integrate, integrate_adaptive
 
@@ -49,10 +49,16 @@ DIVERGENCES = ("exact", "hutchinson")
 METHODS = tuple(sorted(TABLEAUS)) + ("adaptive",)
 
 
-def _divergence_fn(u, n, d, divergence, rng, noise, n_probes, resample_probes, adaptive):
-    """``(x, t) -> div u(x, t)``: exact, or Hutchinson with probes drawn once or per evaluation."""
+def _velocity_and_divergence_fn(u, n, d, divergence, rng, noise, n_probes, resample_probes, adaptive):
+    """``(x, t) -> (u(x, t), div u(x, t))`` from one evaluation of ``u``: exact, or Hutchinson.
+
+    For the exact divergence, a field that offers its own ``velocity_and_divergence(x, t)``
+    (``nn.VelocityNetwork``: forward mode through the network) is asked for it; any
+    other field gets ``autodiff.value_and_divergence`` (``d`` backward passes).
+    """
     if divergence == "exact":
-        return lambda x, t: exact_divergence(u, x, t)
+        own = getattr(u, "velocity_and_divergence", None)
+        return own if callable(own) else (lambda x, t: value_and_divergence(u, x, t))
     if divergence != "hutchinson":
         raise ValueError(f"divergence must be one of {DIVERGENCES}, got {divergence!r}")
     if rng is None:
@@ -67,25 +73,25 @@ def _divergence_fn(u, n, d, divergence, rng, noise, n_probes, resample_probes, a
                 "resample_probes=True cannot be used with method='adaptive': the step-size "
                 "controller would chase the probes' noise; draw the probes once per solve"
             )
-        return lambda x, t: hutchinson_divergence(u, x, t, rng, n_probes=n_probes, noise=noise)
+        return lambda x, t: hutchinson_divergence(u, x, t, rng, n_probes=n_probes, noise=noise, return_value=True)
     probes = sample_probes(rng, (n_probes, n, d), noise)  # once per solve, as in FFJORD
-    return lambda x, t: hutchinson_divergence(u, x, t, probes=probes)
+    return lambda x, t: hutchinson_divergence(u, x, t, probes=probes, return_value=True)
 
 
-def augmented_field(u, div_u, d):
+def augmented_field(u_and_div, d):
     """The instantaneous change of variables  d/dt [x, l] = [u(x, t), -div u(x, t)]  [lecture: Continuous Normalizing Flows]
 
     Args:
-        u: velocity field ``u(x, t) -> (n, d)``.
-        div_u: ``(x, t) -> (n,)``, the divergence of ``u`` (exact or an estimate).
+        u_and_div: ``(x, t) -> (u(x, t), div u(x, t))`` with shapes ``(n, d)`` and ``(n,)``
+            (the divergence exact or an estimate; one evaluation of ``u`` serves both).
         d: the dimension of ``x``.
 
     Returns:
         a field on the augmented state ``z = [x, l]`` of shape ``(n, d + 1)``.
     """
     def field(z, t):
-        x = z[:, :d]
-        return np.concatenate([u(x, t), -np.reshape(div_u(x, t), (-1, 1))], axis=1)
+        v, div = u_and_div(z[:, :d], t)
+        return np.concatenate([v, -np.reshape(div, (-1, 1))], axis=1)
     return field
 
 
@@ -118,8 +124,10 @@ def cnf_logpdf(u, x, n_steps=100, method="rk4", divergence="exact", rng=None, t=
         method: a method of ``reference.ode.integrate`` (``"euler"``, ``"midpoint"``,
             ``"rk4"``, ``"rk38"``, ``"dopri5"``), or ``"adaptive"`` (Dormand-Prince 5(4)
             with ``rtol``, ``atol``).
-        divergence: ``"exact"`` (trace of the autograd Jacobian, ``d`` backward passes) or
-            ``"hutchinson"`` (``eps^T J eps``, one backward pass per probe; unbiased).
+        divergence: ``"exact"`` (trace of the autograd Jacobian, ``d`` backward passes, or
+            the field's own ``velocity_and_divergence`` when it has one, as
+            ``nn.VelocityNetwork`` does) or ``"hutchinson"`` (``eps^T J eps``, one backward
+            pass per probe; unbiased).
         rng: ``numpy.random.Generator`` for Hutchinson's probes.
         t: the time of the density, default 1 (the data end).
         noise: Hutchinson probes, ``"rademacher"`` or ``"gaussian"``.
@@ -139,9 +147,10 @@ def cnf_logpdf(u, x, n_steps=100, method="rk4", divergence="exact", rng=None, t=
     n, d = np.shape(x)
     _check_options(method, log_p0)
     t = float(check_finite_number(t, "t"))
-    div_u = _divergence_fn(u, n, d, divergence, rng, noise, n_probes, resample_probes, method == "adaptive")
+    u_and_div = _velocity_and_divergence_fn(u, n, d, divergence, rng, noise, n_probes, resample_probes,
+                                            method == "adaptive")
     z1 = np.concatenate([x, np.zeros((n, 1))], axis=1)
-    z0 = _solve(augmented_field(u, div_u, d), z1, t, 0.0, n_steps, method, rtol, atol)
+    z0 = _solve(augmented_field(u_and_div, d), z1, t, 0.0, n_steps, method, rtol, atol)
     x0, l0 = z0[:, :d], z0[:, d]
     log_p = log_p0(x0) - l0
     return (log_p, x0) if return_x0 else log_p
@@ -177,10 +186,11 @@ def cnf_sample(u, x0, n_steps=100, method="rk4", return_logpdf=False, divergence
     t = float(check_finite_number(t, "t"))
     if not return_logpdf:
         return _solve(u, x0, 0.0, t, n_steps, method, rtol, atol)
-    div_u = _divergence_fn(u, n, d, divergence, rng, noise, n_probes, resample_probes, method == "adaptive")
+    u_and_div = _velocity_and_divergence_fn(u, n, d, divergence, rng, noise, n_probes, resample_probes,
+                                            method == "adaptive")
     l0 = log_p0(x0)
     if onp.shape(getval(l0)) != (n,):
         raise ValueError(f"log_p0(x0) must return shape ({n},), got {onp.shape(getval(l0))}")
     z0 = np.concatenate([x0, np.reshape(l0, (-1, 1))], axis=1)
-    z1 = _solve(augmented_field(u, div_u, d), z0, 0.0, t, n_steps, method, rtol, atol)
+    z1 = _solve(augmented_field(u_and_div, d), z0, 0.0, t, n_steps, method, rtol, atol)
     return z1[:, :d], z1[:, d]

@@ -23,8 +23,8 @@ import numpy as onp
 from autograd import elementwise_grad
 from autograd.tracer import getval
 
-from ._validate import as_points, as_time, check_callable, check_field_output
-from .autodiff import divergence
+from ._validate import as_points, as_time, check_callable
+from .autodiff import value_and_divergence
 
 __all__ = ["continuity_residual", "continuity_terms"]
 
@@ -71,11 +71,10 @@ def continuity_terms(log_p, u, x, t):
     t_vec = np.ones(n) * t  # one time per point, so d/dt is taken point by point
     _check_log_p_values(log_p(x, t_vec), n)
     # the "+ 0 * s" terms keep autograd quiet (and the derivative exactly 0) for a
-    # log_p that does not depend on t or x, or a u that does not depend on x
+    # log_p that does not depend on t or x
     dlogp_dt = elementwise_grad(lambda s: log_p(x, s) + 0.0 * s)(t_vec)
     grad_logp = elementwise_grad(lambda y: log_p(y, t_vec) + 0.0 * np.sum(y, axis=1))(x)
-    u_val = check_field_output(u(x, t_vec), n, d)
-    div_u = divergence(lambda y, s: u(y, s) + 0.0 * y, x, t_vec)
+    u_val, div_u = value_and_divergence(u, x, t_vec)
     return dlogp_dt, np.sum(u_val * grad_logp, axis=1), div_u
 
 

@@ -188,3 +188,25 @@ def test_divergence_is_differentiable():
 def test_bad_input_is_refused_with_a_clear_message(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+@given(fields())
+def test_value_and_divergence_is_one_pass_of_both(case):
+    from reference.autodiff import value_and_divergence
+    _, A, c, x, t = case
+    u = nonlinear_field(A, c)
+    value, div = value_and_divergence(u, x, t)
+    np.testing.assert_array_equal(value, u(x, t))
+    np.testing.assert_array_equal(div, divergence(u, x, t))
+    probes = sample_probes(np.random.default_rng(0), (2,) + x.shape)
+    value_h, est = hutchinson_divergence(u, x, t, probes=probes, return_value=True)
+    np.testing.assert_array_equal(value_h, u(x, t))
+    np.testing.assert_array_equal(est, hutchinson_divergence(u, x, t, probes=probes))
+
+
+def test_a_field_constant_in_x_has_zero_divergence_without_warnings():
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        div = divergence(lambda x, t: anp.ones_like(x) * t, np.zeros((3, 2)), 0.5)
+    np.testing.assert_array_equal(div, 0.0)
