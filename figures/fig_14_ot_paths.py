@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as onp
 
 from figures._cli import run_figure
-from figures._models import N_STEPS, QUICK_STEPS, trained_model
+from figures._models import OT_BATCH, OT_STEPS, QUICK_STEPS, trained_model
 from reference.distributions import make_dataset
 from reference.metrics import path_length_ratio
 from reference.ode import integrate
@@ -27,13 +27,13 @@ EXTENT = (-6.0, 6.0, -6.0, 6.0)
 
 
 def main(out_dir, quick=False):
-    n_steps = QUICK_STEPS if quick else N_STEPS
+    n_steps = QUICK_STEPS if quick else OT_STEPS
     n_samples, n_ode = (200, 10) if quick else (1000, 40)
     rng = onp.random.default_rng(14)
     x0 = rng.standard_normal((n_samples, 2))
     data = make_dataset(DATASET, n_samples, rng)
-    models = {"independent coupling": trained_model(DATASET, n_steps),
-              "minibatch OT coupling": trained_model(DATASET, n_steps, ot_pairing=True)}
+    models = {"independent coupling": trained_model(DATASET, n_steps, batch_size=OT_BATCH),
+              "minibatch OT coupling": trained_model(DATASET, n_steps, ot_pairing=True, batch_size=OT_BATCH)}
 
     fig, axes = plt.subplots(1, 4, figsize=(16, 4.2))
     ratios = {}

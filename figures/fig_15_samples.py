@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as onp
 
 from figures._cli import run_figure
-from figures._models import N_STEPS, QUICK_STEPS, trained_model
+from figures._models import steps_for, trained_model
 from reference.distributions import DATASETS, make_dataset
 from reference.metrics import energy_distance, noise_floor
 from reference.plot import BLUE, GREY, RED, samples, save
@@ -27,7 +27,7 @@ EXTENT = 5.5
 
 
 def main(out_dir, quick=False):
-    n_steps, n = (QUICK_STEPS, QUICK_SAMPLES) if quick else (N_STEPS, N_SAMPLES)
+    n = QUICK_SAMPLES if quick else N_SAMPLES
     energy_v = functools.partial(energy_distance, unbiased=False)
     names = list(DATASETS)
     fig, axes = plt.subplots(3, len(names), figsize=(2.6 * len(names), 8.0), sharex=True, sharey=True)
@@ -35,7 +35,7 @@ def main(out_dir, quick=False):
             (f"RK4, {N_ODE} steps ({4 * N_ODE} evaluations)", "rk4")]
     for j, name in enumerate(names):
         rng = onp.random.default_rng(15 + j)
-        params = trained_model(name, n_steps).params
+        params = trained_model(name, steps_for(name, quick)).params
         sampler = lambda k, r, name=name: make_dataset(name, k, r)  # noqa: E731
         floor = noise_floor(energy_v, sampler, n, rng, n_repeats=3 if quick else 5)
         reference_data = make_dataset(name, n, rng)
@@ -58,7 +58,9 @@ def main(out_dir, quick=False):
             if j == 0:
                 ax.set_ylabel(label, fontsize=9)
     fig.suptitle(f"Samples of trained CFM models, Euler against RK4 (lecture: Flow Matching In Practice, step 5) - "
-                 f"linear path, {n_steps} Adam steps per data set, {n} samples; E = energy distance (V-statistic) "
+                 f"linear path, {steps_for('moons', quick)} Adam steps ({steps_for('rings', quick)} for "
+                 f"{', '.join(n for n in names if steps_for(n, quick) != steps_for('moons', quick)) or '-'}), "
+                 f"{n} samples;\nE = energy distance (V-statistic) "
                  "to fresh data, floor = E between two draws of the data", fontsize=10)
     fig.tight_layout()
     return [save(fig, out_dir, "fig_15_samples.png")]

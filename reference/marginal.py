@@ -22,12 +22,11 @@ that never forms an ``(n, m, d)`` array (see "The fast path" below): its memory 
 ``O(64 chunk_size + (n + m) d)``, and it gives the same numbers to rounding (tested).
 """
 
-from concurrent.futures import ThreadPoolExecutor
-
 import autograd.numpy as np
 import numpy as onp
 from autograd.tracer import getval
 
+from ._parallel import parallel_map
 from ._validate import as_points, as_time, check_positive_int
 from .paths import GaussianPath, gaussian_logpdf, gaussian_path_velocity
 
@@ -126,7 +125,7 @@ def _streamed(path, x, t, z, chunk_size, need_velocity):
 #
 # that is, u(x, t) = u_cond(x, t, E[z | x, t]) (the weights sum to one). Only the
 # (n, m) matrix of log-densities is ever formed, block by block and in place, never an
-# (n, m, d) array; blocks of x run on two threads (NumPy releases the GIL in its loops).
+# (n, m, d) array; blocks of x run on two threads (``_parallel``: NumPy releases the GIL).
 # The squared distances are taken coordinate by coordinate as differences, not
 # expanded as |x|^2 - 2 x.mu + |mu|^2, which would lose digits when sigma_t is small.
 # --------------------------------------------------------------------------------------
@@ -203,12 +202,7 @@ def _posterior_sums(x, alpha, beta, sigma, x0, x1, chunk_size):
         if x0 is not None:
             mean_x0[rows] = V0 / S[:, None]
 
-    blocks = [slice(i, min(i + rows_per_block, n)) for i in range(0, n, rows_per_block)]
-    if len(blocks) > 1:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            list(pool.map(run_rows, blocks))
-    else:
-        run_rows(blocks[0])
+    parallel_map(run_rows, [slice(i, min(i + rows_per_block, n)) for i in range(0, n, rows_per_block)])
     return lse, mean_x1, mean_x0
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "mlp_flatten",
     "mlp_unflatten",
     "mlp_apply_flat",
+    "mlp_forward_flat",
     "velocity_and_divergence_flat",
     "VelocityNetwork",
 ]
@@ -144,6 +145,8 @@ def velocity_apply(params, x, t, activation="silu"):
 from autograd.extend import defvjp, primitive  # noqa: E402
 from autograd.tracer import getval  # noqa: E402
 
+from ._parallel import parallel_map  # noqa: E402
+
 
 def mlp_flatten(params):
     """Flatten ``[(W_1, b_1), ...]`` into one vector ``theta``; return ``(theta, sizes)``.
@@ -230,6 +233,41 @@ def mlp_apply_flat(theta, h, sizes, workspace=None):
     return out
 
 
+def mlp_forward_flat(theta, h, sizes, workspace=None):
+    """SiLU MLP on flat parameters, for evaluation only (no gradient): the same map as ``mlp_apply``.
+
+    Each hidden layer is ``a = h W + b`` then ``silu(a) = a / (1 + exp(-a))``, computed in
+    place in two buffers reused from ``workspace``: four passes over the layer instead of
+    the five of ``mlp_apply_flat``, which must also keep ``sigmoid(a)`` for its backward pass.
+
+    Args:
+        theta, sizes: flat parameters and layer widths (``mlp_flatten``).
+        h: inputs, shape ``(n, sizes[0])``.
+        workspace: optional dict of buffers reused across calls.
+
+    Returns:
+        shape ``(n, d_out)``, a new array.
+    """
+    n = h.shape[0]
+    layers = mlp_unflatten(theta, sizes)
+    size = n * max(sizes[1:-1], default=1)
+    buffers = [_buffer(workspace, ("forward", n, i), size) for i in (0, 1)]
+    with onp.errstate(over="ignore"):  # exp(-a) = inf for a < -709: silu(a) = a / inf = -0, as it should
+        for k, (W, b) in enumerate(layers[:-1]):
+            width = W.shape[1]
+            a = buffers[k % 2][: n * width].reshape(n, width)
+            e = buffers[(k + 1) % 2][: n * width].reshape(n, width)  # free once h W is computed
+            onp.matmul(h, W, out=a)
+            a += b                   # a = h W + b
+            onp.negative(a, out=e)
+            onp.exp(e, out=e)
+            e += 1.0                 # 1 + e^-a
+            a /= e                   # silu(a) = a / (1 + e^-a)
+            h = a
+    W, b = layers[-1]
+    return h @ W + b
+
+
 def _mlp_apply_flat_vjp(argnum):
     def make_vjp(out, theta, h, sizes, workspace=None):
         n = h.shape[0]
@@ -304,13 +342,15 @@ def velocity_and_divergence_flat(theta, sizes, x, t):
 
 
 class VelocityNetwork:
-    """The learned field  u(x, t) = v_theta(x, t)  as a callable, evaluated by the fused primitive  [lecture: Flow Matching In Practice, step 5]
+    """The learned field  u(x, t) = v_theta(x, t)  as a callable, evaluated by the fast forward pass  [lecture: Flow Matching In Practice, step 5]
 
     Calling it computes ``velocity_apply(params, x, t)`` (the same numbers, to rounding)
-    with ``mlp_apply_flat`` and buffers reused between calls, which is what an ODE solver
-    needs: thousands of evaluations of the same network on same-sized batches. When
-    ``x`` or ``t`` is being differentiated (an autograd box), it evaluates the readable
-    ``velocity_apply`` instead, so derivatives of any order stay available.
+    with ``mlp_forward_flat`` and buffers reused between calls, which is what an ODE
+    solver needs: thousands of evaluations of the same network on same-sized batches. A
+    batch of at least ``PARALLEL_ROWS`` points is split in two halves evaluated on two
+    threads (``_parallel``). When ``x`` or ``t`` is being differentiated (an autograd
+    box), it evaluates the readable ``velocity_apply`` instead, so derivatives of any
+    order stay available.
 
     ``velocity_and_divergence(x, t)`` also returns the exact divergence (forward mode,
     ``velocity_and_divergence_flat``), which ``cnf`` uses when a field offers it.
@@ -321,30 +361,33 @@ class VelocityNetwork:
         params: parameters of ``velocity_init`` (copied: later changes to them are not seen).
     """
 
+    PARALLEL_ROWS = 2048
+
     def __init__(self, params):
         self.params = [(onp.array(W, dtype=onp.float64), onp.array(b, dtype=onp.float64)) for W, b in params]
         self.theta, self.sizes = mlp_flatten(self.params)
         self.d = self.sizes[-1]
         if self.sizes[0] != self.d + 1:
             raise ValueError(f"params must map [x, t] (d + 1 inputs) to d outputs, got sizes {self.sizes}")
-        self._workspace = {}
-        self._inputs = {}
+        self._workspaces = ({}, {})
 
-    def _input(self, x, t):
-        n = x.shape[0]
-        h = self._inputs.get(n)
-        if h is None:
-            h = self._inputs[n] = onp.empty((n, self.d + 1))
-        h[:, : self.d] = x
-        h[:, self.d] = t
-        return h
+    def _forward(self, x, t, part, rows):
+        h = _buffer(self._workspaces[part], ("input", rows.stop - rows.start), (rows.stop - rows.start) * (self.d + 1))
+        h = h.reshape(-1, self.d + 1)
+        h[:, : self.d] = x[rows]
+        h[:, self.d] = t if onp.ndim(t) == 0 else t[rows]
+        return mlp_forward_flat(self.theta, h, self.sizes, self._workspaces[part])
 
     def __call__(self, x, t):
         if getval(x) is not x or getval(t) is not t:
             return velocity_apply(self.params, x, t)
         x = as_points(x, d=self.d)
-        t = as_time(t, x.shape[0])
-        return mlp_apply_flat(self.theta, self._input(x, t), self.sizes, self._workspace).copy()
+        n = x.shape[0]
+        t = as_time(t, n)
+        if n < self.PARALLEL_ROWS:
+            return self._forward(x, t, 0, slice(0, n))
+        halves = (slice(0, n // 2), slice(n // 2, n))
+        return onp.concatenate(parallel_map(lambda i: self._forward(x, t, i, halves[i]), (0, 1)))
 
     def velocity_and_divergence(self, x, t):
         """``(v_theta(x, t), div_x v_theta(x, t))``, shapes ``(n, d)`` and ``(n,)``."""

@@ -190,3 +190,27 @@ def test_forward_mode_divergence_negative_control(rng):
     J = jacobian(lambda y: velocity_apply(params, y, t), x)
     np.testing.assert_allclose(div, np.trace(J, axis1=1, axis2=2), rtol=1e-12)
     assert not np.allclose(div, J.sum(axis=(1, 2)), rtol=1e-6)
+
+
+@given(velocity_networks())
+def test_evaluation_forward_is_the_same_function(case):
+    from reference.nn import mlp_forward_flat
+    params, x, t = case
+    theta, sizes = mlp_flatten(params)
+    h = np.concatenate([x, t[:, None]], axis=1) * 50.0  # large pre-activations too
+    ws = {}
+    for _ in range(2):  # the second call reuses the workspace
+        np.testing.assert_allclose(mlp_forward_flat(theta, h, sizes, ws), mlp_apply(params, h),
+                                   rtol=1e-13, atol=1e-12 * (1 + np.abs(mlp_apply(params, h)).max()))
+
+
+def test_velocity_network_on_two_threads_is_velocity_apply(rng):
+    from reference.nn import VelocityNetwork
+    params = velocity_init(2, (16, 16), rng)
+    u = VelocityNetwork(params)
+    n = VelocityNetwork.PARALLEL_ROWS + 3  # split in two halves, evaluated on two threads
+    x, t = rng.normal(size=(n, 2)), rng.uniform(size=n)
+    for time in (t, 0.7):
+        np.testing.assert_allclose(u(x, time), velocity_apply(params, x, time), rtol=1e-13, atol=1e-15)
+    # negative control: the halves are not swapped or shifted
+    assert not np.allclose(u(x, t)[: n // 2], velocity_apply(params, x[n - n // 2:], t[n - n // 2:]))
