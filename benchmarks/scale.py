@@ -55,8 +55,9 @@ FULL = {
     "n_steps": [4, 16],
     "dims": [1, 2, 4, 8, 16, 32, 64],
     "sides": [100, 178, 316, 562, 1000, 1778, 3162, 5623, 10_000],  # n_x = n_z, so 1e4 .. 1e8 pairs
-    "repeats": 5,
-    "min_seconds": 0.05,
+    "repeats": 7,
+    "sampling_repeats": 5,  # its calls are long (up to seconds): fewer rounds keep the run near 2 minutes
+    "min_seconds": 0.1,
 }
 QUICK = {
     "batches": [32, 64, 256, 1024],
@@ -66,6 +67,7 @@ QUICK = {
     "dims": [1, 2, 4, 8],
     "sides": [100, 316, 1000, 3162],
     "repeats": 3,
+    "sampling_repeats": 3,
     "min_seconds": 0.01,
 }
 COLORS = ["#1f5fa8", "#c0392b", "#2e8b57", "#8e44ad"]
@@ -135,7 +137,7 @@ def measure_sampling(cfg):
     x0 = {n: rng.standard_normal((n, 2)) for n in cfg["points"]}
     calls = {(s, n): lambda s=s, n=n: integrate(u, x0[n], 0.0, 1.0, s, "rk4")
              for s in cfg["n_steps"] for n in cfg["points"]}
-    medians = median_times(calls, cfg["repeats"], cfg["min_seconds"])
+    medians = median_times(calls, cfg["sampling_repeats"], cfg["min_seconds"])
     times = {s: np.array([medians[s, n] for n in cfg["points"]]) for s in cfg["n_steps"]}
     return np.array(cfg["points"]), times
 
