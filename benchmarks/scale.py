@@ -222,9 +222,9 @@ def draw(training, sampling, div, marginal, header):
         ratio = float(np.median(t1[upper_half(points)] / t0[upper_half(points)]))
         ax.text(0.03, 0.97, f"{s1} steps / {s0} steps: time x {ratio:.2f} (upper half)",
                 transform=ax.transAxes, va="top", fontsize=9, bbox=dict(boxstyle="round", fc="white", ec="0.7"))
-    if points[0] < VelocityNetwork.PARALLEL_ROWS < points[-1]:
-        ax.axvline(VelocityNetwork.PARALLEL_ROWS, color="0.5", ls=":", lw=1)
-        ax.text(VelocityNetwork.PARALLEL_ROWS / 1.08, 0.62, f"two threads from\n{VelocityNetwork.PARALLEL_ROWS} points",
+    if points[0] < VelocityNetwork.BLOCK_ROWS < points[-1]:
+        ax.axvline(VelocityNetwork.BLOCK_ROWS, color="0.5", ls=":", lw=1)
+        ax.text(VelocityNetwork.BLOCK_ROWS / 1.08, 0.62, f"blocks of <= {VelocityNetwork.BLOCK_ROWS} rows\non two threads above",
                 transform=ax.get_xaxis_transform(), fontsize=8, color="0.35", ha="right")
     ax.legend(loc="lower right", fontsize=9)
     ax.set(xlabel="number of points n", ylabel="seconds per solve (t = 0 to 1)",

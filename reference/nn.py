@@ -7,6 +7,8 @@ one PyTorch's ``nn.Linear`` uses (uniform in ``+-1/sqrt(fan_in)`` for weights an
 biases), so that a network here and one there start from the same distribution.
 """
 
+import threading
+
 import autograd.numpy as np
 import numpy as onp
 
@@ -347,8 +349,8 @@ class VelocityNetwork:
     Calling it computes ``velocity_apply(params, x, t)`` (the same numbers, to rounding)
     with ``mlp_forward_flat`` and buffers reused between calls, which is what an ODE
     solver needs: thousands of evaluations of the same network on same-sized batches. A
-    batch of at least ``PARALLEL_ROWS`` points is split in two halves evaluated on two
-    threads (``_parallel``). When ``x`` or ``t`` is being differentiated (an autograd
+    batch of more than ``BLOCK_ROWS`` points is cut into an even number of equal blocks,
+    evaluated on two threads (``_parallel``). When ``x`` or ``t`` is being differentiated (an autograd
     box), it evaluates the readable ``velocity_apply`` instead, so derivatives of any
     order stay available.
 
@@ -361,7 +363,8 @@ class VelocityNetwork:
         params: parameters of ``velocity_init`` (copied: later changes to them are not seen).
     """
 
-    PARALLEL_ROWS = 2048
+    BLOCK_ROWS = 4096
+    """Rows per block: a block's layer buffers (about 2 MB) stay in cache; two or more blocks run on two threads."""
 
     def __init__(self, params):
         self.params = [(onp.array(W, dtype=onp.float64), onp.array(b, dtype=onp.float64)) for W, b in params]
@@ -369,14 +372,15 @@ class VelocityNetwork:
         self.d = self.sizes[-1]
         if self.sizes[0] != self.d + 1:
             raise ValueError(f"params must map [x, t] (d + 1 inputs) to d outputs, got sizes {self.sizes}")
-        self._workspaces = ({}, {})
+        self._local = threading.local()  # one workspace per thread
 
-    def _forward(self, x, t, part, rows):
-        h = _buffer(self._workspaces[part], ("input", rows.stop - rows.start), (rows.stop - rows.start) * (self.d + 1))
-        h = h.reshape(-1, self.d + 1)
+    def _forward(self, x, t, rows):
+        workspace = self._local.__dict__.setdefault("workspace", {})
+        n = rows.stop - rows.start
+        h = _buffer(workspace, ("input", n), n * (self.d + 1)).reshape(n, self.d + 1)
         h[:, : self.d] = x[rows]
         h[:, self.d] = t if onp.ndim(t) == 0 else t[rows]
-        return mlp_forward_flat(self.theta, h, self.sizes, self._workspaces[part])
+        return mlp_forward_flat(self.theta, h, self.sizes, workspace)
 
     def __call__(self, x, t):
         if getval(x) is not x or getval(t) is not t:
@@ -384,10 +388,13 @@ class VelocityNetwork:
         x = as_points(x, d=self.d)
         n = x.shape[0]
         t = as_time(t, n)
-        if n < self.PARALLEL_ROWS:
-            return self._forward(x, t, 0, slice(0, n))
-        halves = (slice(0, n // 2), slice(n // 2, n))
-        return onp.concatenate(parallel_map(lambda i: self._forward(x, t, i, halves[i]), (0, 1)))
+        n_blocks = -(-n // self.BLOCK_ROWS)
+        if n_blocks == 1:
+            return self._forward(x, t, slice(0, n))
+        n_blocks += n_blocks % 2  # an even number of equal blocks keeps both threads busy
+        edges = [n * i // n_blocks for i in range(n_blocks + 1)]
+        blocks = [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
+        return onp.concatenate(parallel_map(lambda rows: self._forward(x, t, rows), blocks))
 
     def velocity_and_divergence(self, x, t):
         """``(v_theta(x, t), div_x v_theta(x, t))``, shapes ``(n, d)`` and ``(n,)``."""

@@ -208,7 +208,7 @@ def test_velocity_network_on_two_threads_is_velocity_apply(rng):
     from reference.nn import VelocityNetwork
     params = velocity_init(2, (16, 16), rng)
     u = VelocityNetwork(params)
-    n = VelocityNetwork.PARALLEL_ROWS + 3  # split in two halves, evaluated on two threads
+    n = 2 * VelocityNetwork.BLOCK_ROWS + 3  # cut in four blocks, evaluated on two threads
     x, t = rng.normal(size=(n, 2)), rng.uniform(size=n)
     for time in (t, 0.7):
         np.testing.assert_allclose(u(x, time), velocity_apply(params, x, time), rtol=1e-13, atol=1e-15)
