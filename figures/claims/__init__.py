@@ -82,11 +82,12 @@ def _fmt(v):
 
 
 def format_table(results):
-    """A plain-text (Markdown) table of the claims."""
+    """The claims as a Markdown table (bars inside cells, as in |x|, escaped as \\|)."""
     rows = [("section", "claim", "formula", "measured", "bound", "result")]
     for r in results:
-        rows.append((r.section, r.claim, r.formula, _fmt(r.measured), f"{r.op} {_fmt(r.bound)}",
-                     "pass" if r.passed else "FAIL"))
+        cells = (r.section, r.claim, r.formula, _fmt(r.measured), f"{r.op} {_fmt(r.bound)}",
+                 "pass" if r.passed else "FAIL")
+        rows.append(tuple(c.replace("|", "\\|") for c in cells))  # a bar inside a Markdown cell is escaped
     widths = [max(len(row[j]) for row in rows) for j in range(len(rows[0]))]
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in rows]
     lines.insert(1, "| " + " | ".join("-" * w for w in widths) + " |")
