@@ -9,47 +9,26 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-dims = st.integers(min_value=1, max_value=5)
-"""A dimension ``d``."""
+from reference.testing import strategies as user_strategies
 
-seeds = st.integers(min_value=0, max_value=2**32 - 1)
-"""A seed for ``numpy.random.default_rng``."""
+# the strategies the package offers its users (reference.testing.strategies), used here too
+dims, seeds, rngs = user_strategies.dims, user_strategies.seeds, user_strategies.rngs
+points, well_conditioned_matrices = user_strategies.points, user_strategies.well_conditioned_matrices
 
-rngs = seeds.map(np.random.default_rng)
-"""A seeded ``numpy.random.Generator`` (shrinks through its seed)."""
+times = user_strategies.times()
+"""A time in [0, 1]."""
+
+times_inside = user_strategies.times(inside=True)
+"""A time in [0.05, 0.95], away from both ends (the conical path is singular at t = 1)."""
 
 bounded = st.floats(min_value=-3.0, max_value=3.0, allow_nan=False, allow_infinity=False)
 """A moderate real number."""
-
-times = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
-"""A time in [0, 1]."""
-
-times_inside = st.floats(min_value=0.05, max_value=0.95, allow_nan=False)
-"""A time away from both ends (the conical path is singular at t = 1)."""
-
-
-def points(n=None, d=None, scale=3.0):
-    """A batch of points of shape ``(n, d)`` with entries in ``[-scale, scale]``."""
-    n_st = st.integers(1, 6) if n is None else st.just(n)
-    d_st = dims if d is None else st.just(d)
-    elements = st.floats(-scale, scale, allow_nan=False, allow_infinity=False)
-    return st.tuples(n_st, d_st).flatmap(lambda s: hnp.arrays(np.float64, s, elements=elements))
 
 
 @st.composite
 def matrices(draw, d, scale=1.0):
     """A ``d x d`` matrix with entries in ``[-scale, scale]``."""
     return draw(hnp.arrays(np.float64, (d, d), elements=st.floats(-scale, scale, allow_nan=False)))
-
-
-@st.composite
-def well_conditioned_matrices(draw, d, max_log_sv=1.0):
-    """An invertible ``d x d`` matrix built as ``U diag(exp(s)) V^T`` with ``|s| <= max_log_sv``."""
-    rng = np.random.default_rng(draw(seeds))
-    U, _ = np.linalg.qr(rng.standard_normal((d, d)))
-    V, _ = np.linalg.qr(rng.standard_normal((d, d)))
-    s = draw(hnp.arrays(np.float64, (d,), elements=st.floats(-max_log_sv, max_log_sv)))
-    return U @ np.diag(np.exp(s)) @ V.T
 
 
 @st.composite
