@@ -36,10 +36,10 @@ def main(argv=None):
         args.out.mkdir(parents=True, exist_ok=True)
         for i, name in enumerate(names, 1):
             t0 = time.perf_counter()
-            print(f"[{i}/{len(names)}] {name} ...", end=" ", flush=True)
+            print(f"[{i}/{len(names)}] {name} ...", flush=True)
             paths = load_figure(name).main(args.out, quick=args.quick)
             shown = ", ".join(Path(p).name for p in paths)
-            print(f"{time.perf_counter() - t0:.1f} s -> {shown}", flush=True)
+            print(f"    {time.perf_counter() - t0:.1f} s -> {shown}", flush=True)
 
     ok = True
     if not args.no_claims:

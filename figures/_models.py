@@ -8,6 +8,7 @@ and minibatch OT pairing vary.
 """
 
 import functools
+import sys
 from typing import NamedTuple
 
 import numpy as onp
@@ -77,6 +78,9 @@ def trained_model(name, n_steps, seed=0, ot_pairing=False, batch_size=SETTINGS["
         ``checkpoint_steps(n_steps)``, ``tail`` those of each of the last ``N_TAIL``
         steps (``losses[-len(tail):]`` were taken at them); the final parameters are ``params``.
     """
+    if n_steps > QUICK_STEPS:  # long work shows progress (on stderr: the figures write nothing else)
+        print(f"    training a CFM model on {name}: {n_steps} Adam steps{' with OT pairing' if ot_pairing else ''}",
+              file=sys.stderr, flush=True)
     rng = onp.random.default_rng(seed)
     data = make_dataset(name, N_DATA, rng)
     keep = set(checkpoint_steps(n_steps))
