@@ -157,7 +157,9 @@ _MIXTURES = {"8gaussians": _eight_gaussians, "cross": _cross}
 
 
 def dataset_mixture(name):
-    """The exact ``GaussianMixture`` behind a toy data set, for the closed-form oracles.
+    """The exact Gaussian mixture p_data = sum_k w_k N(mu_k, Sigma_k) behind a toy data set  [lecture: Fig. 1, Fig. 2]
+
+    For the closed-form oracles of ``reference.oracles``.
 
     Args:
         name: ``"8gaussians"`` or ``"cross"`` (the others are not mixtures).

@@ -31,7 +31,10 @@ __all__ = [
 
 
 def silu(h):
-    """SiLU (swish)  silu(h) = h * sigmoid(h) = h / (1 + exp(-h))."""
+    """SiLU (swish), the activation of v_theta  [lecture: Flow Matching In Practice, step 4]
+
+        silu(h) = h * sigmoid(h) = h / (1 + exp(-h))
+    """
     return h * np.exp(-np.logaddexp(0.0, -h))  # sigmoid(h) = exp(-log(1 + e^-h)): no overflow
 
 
@@ -51,7 +54,9 @@ def _activation(activation):
 
 
 def mlp_init(sizes, rng, zero_last=False):
-    """Initialise an MLP with layer widths ``sizes = (d_in, h_1, ..., d_out)``.
+    """Initialise an MLP with layer widths ``sizes = (d_in, h_1, ..., d_out)``  [lecture: RealNVP (s, t); Theorem 2 (v_theta)]
+
+        W_k, b_k ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))   (PyTorch's nn.Linear default)
 
     Args:
         sizes: at least two positive integers.
@@ -79,7 +84,9 @@ def mlp_init(sizes, rng, zero_last=False):
 
 
 def mlp_apply(params, h, activation="silu"):
-    """MLP  h -> W_L^T sigma(... sigma(W_1^T h + b_1) ...) + b_L  (no activation on the output).
+    """MLP  h -> sigma(... sigma(h W_1 + b_1) ...) W_L + b_L  [lecture: RealNVP (s, t); Theorem 2 (v_theta)]
+
+    No activation on the output layer.
 
     Args:
         params: as returned by ``mlp_init``.
@@ -100,7 +107,7 @@ def mlp_apply(params, h, activation="silu"):
 
 
 def velocity_init(d, hidden=(64, 64, 64), rng=None):
-    """Initialise ``v_theta(x, t)``: an MLP from ``[x, t]`` (``d + 1`` inputs) to ``d`` outputs.
+    """Initialise v_theta(x, t): an MLP from [x, t] (d + 1 inputs) to d outputs  [lecture: Flow Matching In Practice, step 4]
 
     Args:
         d: the dimension of ``x``.
@@ -151,7 +158,9 @@ from ._parallel import parallel_map  # noqa: E402
 
 
 def mlp_flatten(params):
-    """Flatten ``[(W_1, b_1), ...]`` into one vector ``theta``; return ``(theta, sizes)``.
+    """Flatten the MLP's parameters into one vector  theta = (W_1, b_1, ..., W_L, b_L)  [lecture: Theorem 2 (theta)]
+
+    Returns ``(theta, sizes)``.
 
     ``theta`` holds, layer after layer, ``W_k`` (row-major) then ``b_k``;
     ``sizes = (d_in, h_1, ..., d_out)`` is all ``mlp_unflatten`` needs to undo it.
@@ -162,7 +171,10 @@ def mlp_flatten(params):
 
 
 def mlp_unflatten(theta, sizes):
-    """The ``[(W_k, b_k)]`` list viewing ``theta`` (no copy: writing into ``theta`` updates them)."""
+    """The layers [(W_k, b_k)] viewing theta, the inverse of ``mlp_flatten``  [lecture: Theorem 2 (theta)]
+
+    No copy: writing into ``theta`` updates them.
+    """
     params, i = [], 0
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
         W = theta[i : i + fan_in * fan_out].reshape(fan_in, fan_out)
@@ -200,7 +212,9 @@ def _buffer(workspace, key, size):
 
 @primitive
 def mlp_apply_flat(theta, h, sizes, workspace=None):
-    """SiLU MLP on flat parameters, as one autograd primitive: the same map as ``mlp_apply``.
+    """SiLU MLP on flat parameters as one autograd primitive, the same map as ``mlp_apply``  [lecture: Theorem 2 (v_theta)]
+
+        h_k = silu(h_{k-1} W_k + b_k),   out = h_{L-1} W_L + b_L
 
     Args:
         theta: flat parameters (see ``mlp_flatten``).
@@ -236,7 +250,11 @@ def mlp_apply_flat(theta, h, sizes, workspace=None):
 
 
 def mlp_forward_flat(theta, h, sizes, workspace=None):
-    """SiLU MLP on flat parameters, for evaluation only (no gradient): the same map as ``mlp_apply``.
+    """SiLU MLP on flat parameters, for evaluation only (no gradient)  [lecture: Flow Matching In Practice, step 5]
+
+        h_k = silu(h_{k-1} W_k + b_k) = a_k / (1 + exp(-a_k)),   out = h_{L-1} W_L + b_L
+
+    The same map as ``mlp_apply``.
 
     Each hidden layer is ``a = h W + b`` then ``silu(a) = a / (1 + exp(-a))``, computed in
     place in two buffers reused from ``workspace``: four passes over the layer instead of

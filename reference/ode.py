@@ -582,7 +582,7 @@ def flow_inverse(u, y, t, n_steps=100, method="rk4"):
 
 
 def push_samples(u, x0, times, n_steps=100, method="rk4"):
-    """Samples of the probability path  p_t = f^u(., t) # p0  [lecture: probability path]
+    """Samples of the probability path  p_t = f^u(., t) # p0  [lecture: Continuous Normalizing Flows (the probability path)]
 
     If ``x0`` holds samples of ``p0``, row ``i`` of the result's ``j``-th slice is a
     sample of ``p_{times[j]}``. The solve runs once through the sorted times; the

@@ -83,7 +83,7 @@ def gaussian_logpdf(x, mean, std):
 
 
 def gaussian_path_velocity(x, mean, dmean, std, dstd):
-    """Conditional velocity of a Gaussian path  [lecture: Example 2 (general form); continuity eq. (5)]
+    """Conditional velocity of a Gaussian path  [lecture: Example 2 (general form); eq. (5)]
 
         u_cond(x, t, z) = d/dt mu_t(z) + (d/dt sigma_t / sigma_t) (x - mu_t(z))
 
