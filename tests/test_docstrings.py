@@ -59,6 +59,8 @@ def public_functions():
 
 
 def test_the_lecture_is_where_the_tags_point():
+    if not LECTURE.exists():
+        pytest.skip(f"the lecture's text is not beside this checkout ({LECTURE})")
     text = LECTURE.read_text()
     for n in EQUATIONS:
         assert f"({n})" in text, n
