@@ -19,6 +19,7 @@ __all__ = [
     "check_positive_int",
     "check_rng",
     "check_finite_number",
+    "check_log_density",
 ]
 
 
@@ -53,11 +54,12 @@ def as_points(x, name="x", d=None, allow_traced=True):
         if isinstance(x, (str, bytes)) or x is None:
             raise TypeError(f"{name} must be an array of shape (n, d), got {_describe(x)}")
         try:
-            value = onp.asarray(x, dtype=onp.float64)
-        except (TypeError, ValueError) as err:
-            raise TypeError(
-                f"{name} must be a numeric array of shape (n, d), got {_describe(x)}"
-            ) from err
+            raw = onp.asarray(x)
+        except ValueError as err:  # a ragged nested list
+            raise TypeError(f"{name} must be a numeric array of shape (n, d), got {_describe(x)}") from err
+        if raw.dtype.kind not in "iuf":
+            raise TypeError(f"{name} must be a real numeric array of shape (n, d), got dtype {raw.dtype}")
+        value = raw.astype(onp.float64, copy=False)
     if onp.ndim(value) != 2:
         raise ValueError(
             f"{name} must have shape (n, d) (batch first), got shape {onp.shape(value)}"
@@ -95,11 +97,12 @@ def as_time(t, n, name="t", low=None, high=None):
     if isinstance(value, (str, bytes)) or value is None or isinstance(value, bool):
         raise TypeError(f"{name} must be a float or an array of shape ({n},), got {_describe(t)}")
     try:
-        arr = onp.asarray(value, dtype=onp.float64)
-    except (TypeError, ValueError) as err:
-        raise TypeError(
-            f"{name} must be a float or an array of shape ({n},), got {_describe(t)}"
-        ) from err
+        raw = onp.asarray(value)
+    except ValueError as err:  # a ragged nested list
+        raise TypeError(f"{name} must be a float or an array of shape ({n},), got {_describe(t)}") from err
+    if raw.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be a real float or an array of shape ({n},), got dtype {raw.dtype}")
+    arr = raw.astype(onp.float64, copy=False)
     if arr.ndim == 2 and arr.shape == (n, 1):
         arr = arr[:, 0]
         if traced:
@@ -148,7 +151,7 @@ def check_positive_int(k, name, minimum=1):
 
 
 def check_finite_number(v, name, positive=False, nonnegative=False):
-    """Return ``v`` as a float, raising unless it is a finite real (and of the right sign)."""
+    """Return ``v`` unchanged, raising unless it is a finite real (and of the right sign)."""
     if isinstance(v, bool) or not isinstance(getval(v), numbers.Real):
         raise TypeError(f"{name} must be a real number, got {_describe(v)}")
     value = float(getval(v))
@@ -159,6 +162,24 @@ def check_finite_number(v, name, positive=False, nonnegative=False):
     if nonnegative and value < 0:
         raise ValueError(f"{name} must be >= 0, got {value}")
     return v
+
+
+def check_log_density(out, n, name, allow_minus_inf=True):
+    """Check that a log-density callable returned one value per point: shape ``(n,)``, no NaN.
+
+    ``-inf`` (a zero density) is allowed unless ``allow_minus_inf`` is False; ``+inf`` and
+    NaN never are. Returns ``out`` unchanged (autograd boxes pass through).
+    """
+    value = getval(out)
+    shape = onp.shape(value)
+    if shape != (n,):
+        raise ValueError(f"{name} must return shape ({n},) (one log-density per point), got {shape}")
+    bad = onp.isnan(value) | (value == onp.inf)
+    if not allow_minus_inf:
+        bad |= ~onp.isfinite(value)
+    if onp.any(bad):
+        raise ValueError(f"{name} returned {int(onp.sum(bad))} value(s) that are not log-densities (NaN or inf)")
+    return out
 
 
 def check_rng(rng, name="rng"):

@@ -188,6 +188,8 @@ def hutchinson_divergence(u, x, t, rng=None, n_probes=1, noise="rademacher", pro
         probes = onp.asarray(probes, dtype=onp.float64)
         if probes.ndim != 3 or probes.shape[1:] != (n, d):
             raise ValueError(f"probes must have shape (M, {n}, {d}), got {probes.shape}")
+        if not onp.all(onp.isfinite(probes)):
+            raise ValueError("probes must be finite")
     vjp, value = _row_vjp(_field_at(u, t, n, d), x, "u")
     estimates = [np.sum(vjp(eps) * eps, axis=1) for eps in probes]  # eps^T J eps per point
     estimate = sum(estimates) / len(estimates)

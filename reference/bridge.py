@@ -27,8 +27,9 @@ Parameters are a dict ``{"a": (2, d), "b": (2, d), "c": (2,)}`` holding
 
 import autograd.numpy as np
 import numpy as onp
+from autograd.tracer import getval
 
-from ._validate import as_points, as_time, check_positive_int, check_rng
+from ._validate import as_points, as_time, check_finite_number, check_positive_int, check_rng
 from .cnf import augmented_field
 from .flows.chain import planar_chain_forward
 from .ode import integrate
@@ -52,14 +53,16 @@ def planar_field_init(d, rng, scale=1.0):
     """
     d = check_positive_int(d, "d")
     rng = check_rng(rng)
-    std = scale / onp.sqrt(d)
+    std = float(check_finite_number(scale, "scale", positive=True)) / onp.sqrt(d)
     return {"a": rng.normal(0, std, (2, d)), "b": rng.normal(0, std, (2, d)), "c": rng.normal(0, std, 2)}
 
 
 def _check_params(params, d=None):
-    if not isinstance(params, dict) or set(params) != {"a", "b", "c"}:
+    if not isinstance(getval(params), dict) or set(getval(params)) != {"a", "b", "c"}:
         raise TypeError("params must be a dict with keys 'a', 'b', 'c'")
     a, b, c = params["a"], params["b"], params["c"]
+    if not all(onp.all(onp.isfinite(getval(v))) for v in (a, b, c)):
+        raise ValueError("params must hold finite values")
     if np.ndim(a) != 2 or np.shape(a)[0] != 2 or np.shape(b) != np.shape(a) or np.shape(c) != (2,):
         raise ValueError(
             f"params must hold a and b of shape (2, d) and c of shape (2,), got "
@@ -160,7 +163,8 @@ def planar_ode_forward(params, x0, n_steps=200, method="rk4"):
 
         x(1) = f^u(x0, 1),   int_0^1 div u(x(t), t) dt = log |det J_{f^u(., 1)}(x0)|
 
-    by integrating ``d/dt [x, L] = [u, div u]`` from ``[x0, 0]``.
+    by integrating the augmented system of ``cnf.augmented_field``,
+    ``d/dt [x, l] = [u, -div u]`` from ``[x0, 0]``; the integrated divergence is ``-l(1)``.
 
     Returns:
         ``(x(1), integrated_divergence)``: shapes ``(n, d)`` and ``(n,)``.

@@ -15,7 +15,7 @@ log-determinant in closed form, and the tests check that the two agree.
 import autograd.numpy as np
 from autograd.tracer import getval
 
-from ._validate import as_points, check_callable
+from ._validate import as_points, check_callable, check_log_density
 from .autodiff import log_abs_det_jacobian
 
 __all__ = ["pushforward_logpdf", "negative_log_likelihood"]
@@ -23,13 +23,7 @@ __all__ = ["pushforward_logpdf", "negative_log_likelihood"]
 
 def _log_density_values(log_p, x, name):
     """``log_p(x)`` with its shape checked: one finite-or-``-inf`` value per point."""
-    out = log_p(x)
-    shape = np.shape(getval(out))
-    if shape != (x.shape[0],):
-        raise ValueError(f"{name}(x) must return shape ({x.shape[0]},) (one log-density per point), got {shape}")
-    if np.any(np.isnan(getval(out))):
-        raise ValueError(f"{name}(x) returned NaN")
-    return out
+    return check_log_density(log_p(x), x.shape[0], f"{name}(x)")
 
 
 def pushforward_logpdf(inverse_map, base_logpdf, x):

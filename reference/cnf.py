@@ -30,10 +30,8 @@ state and time.
 """
 
 import autograd.numpy as np
-import numpy as onp
-from autograd.tracer import getval
 
-from ._validate import as_points, check_callable, check_finite_number, check_positive_int, check_rng
+from ._validate import as_points, check_callable, check_finite_number, check_log_density, check_positive_int, check_rng
 from .autodiff import NOISES, hutchinson_divergence, sample_probes, value_and_divergence
 from .distributions import standard_normal_logpdf
 from .ode import TABLEAUS, integrate, integrate_adaptive
@@ -152,7 +150,7 @@ def cnf_logpdf(u, x, n_steps=100, method="rk4", divergence="exact", rng=None, t=
     z1 = np.concatenate([x, np.zeros((n, 1))], axis=1)
     z0 = _solve(augmented_field(u_and_div, d), z1, t, 0.0, n_steps, method, rtol, atol)
     x0, l0 = z0[:, :d], z0[:, d]
-    log_p = log_p0(x0) - l0
+    log_p = check_log_density(log_p0(x0), n, "log_p0(x)") - l0
     return (log_p, x0) if return_x0 else log_p
 
 
@@ -188,9 +186,7 @@ def cnf_sample(u, x0, n_steps=100, method="rk4", return_logpdf=False, divergence
         return _solve(u, x0, 0.0, t, n_steps, method, rtol, atol)
     u_and_div = _velocity_and_divergence_fn(u, n, d, divergence, rng, noise, n_probes, resample_probes,
                                             method == "adaptive")
-    l0 = log_p0(x0)
-    if onp.shape(getval(l0)) != (n,):
-        raise ValueError(f"log_p0(x0) must return shape ({n},), got {onp.shape(getval(l0))}")
+    l0 = check_log_density(log_p0(x0), n, "log_p0(x0)", allow_minus_inf=False)
     z0 = np.concatenate([x0, np.reshape(l0, (-1, 1))], axis=1)
     z1 = _solve(augmented_field(u_and_div, d), z0, 0.0, t, n_steps, method, rtol, atol)
     return z1[:, :d], z1[:, d]

@@ -19,27 +19,17 @@ Both callables must act on each row separately (row ``i`` of the output depends 
 """
 
 import autograd.numpy as np
-import numpy as onp
 from autograd import elementwise_grad
-from autograd.tracer import getval
 
-from ._validate import as_points, as_time, check_callable
+from ._validate import as_points, as_time, check_callable, check_log_density
 from .autodiff import value_and_divergence
 
 __all__ = ["continuity_residual", "continuity_terms"]
 
 
 def _check_log_p_values(out, n):
-    value = getval(out)
-    shape = onp.shape(value)
-    if shape != (n,):
-        raise ValueError(f"log_p(x, t) must return shape ({n},) (one log-density per point), got {shape}")
-    if not onp.all(onp.isfinite(value)):
-        raise ValueError(
-            "log_p(x, t) returned non-finite values: the residual divided by p_t is undefined "
-            "where p_t(x) = 0 (log p = -inf) or log_p overflows"
-        )
-    return out
+    # -inf is refused too: the residual divided by p_t is undefined where p_t(x) = 0
+    return check_log_density(out, n, "log_p(x, t)", allow_minus_inf=False)
 
 
 def continuity_terms(log_p, u, x, t):

@@ -84,6 +84,8 @@ class GaussianMixture:
         except onp.linalg.LinAlgError as err:
             raise ValueError("covs must be positive definite") from err
         self.weights, self.means, self.covs, self.chol = weights, means, covs, chol
+        self._inv = onp.linalg.inv(covs)
+        self._logdet = 2.0 * onp.sum(onp.log(onp.diagonal(chol, axis1=1, axis2=2)), axis=1)  # log det Sigma_k
 
     @property
     def dim(self):
@@ -115,10 +117,8 @@ class GaussianMixture:
         """``log N(x; mu_k, Sigma_k)`` for every point and component, shape ``(n, K)``."""
         x = as_points(x, d=self.dim)
         diff = x[:, None, :] - self.means[None, :, :]  # (n, K, d)
-        inv = onp.linalg.inv(self.covs)
-        maha = np.einsum("nki,kij,nkj->nk", diff, inv, diff)
-        _, logdet = onp.linalg.slogdet(self.covs)
-        return -0.5 * (self.dim * LOG_2PI + logdet + maha)
+        maha = np.einsum("nki,kij,nkj->nk", diff, self._inv, diff)  # (x - mu_k)^T Sigma_k^-1 (x - mu_k)
+        return -0.5 * (self.dim * LOG_2PI + self._logdet + maha)
 
     def logpdf(self, x):
         """``log sum_k w_k N(x; mu_k, Sigma_k)`` by log-sum-exp, shape ``(n,)``."""
@@ -180,7 +180,7 @@ def _moons(n, rng):
 
 
 def _checkerboard(n, rng):
-    # Eight unit squares of a 4x4 board on [-2, 2]^2, the dark ones.
+    # The eight dark squares of a 4 x 4 board on [-2, 2]^2, scaled by 1.5 to [-3, 3]^2.
     x1 = rng.uniform(-2, 2, n)
     x2 = rng.uniform(0, 1, n) + rng.integers(-2, 2, n)
     x2 = x2 + ((onp.floor(x1) + onp.floor(x2)) % 2 != 0)

@@ -11,7 +11,11 @@ import threading
 
 import autograd.numpy as np
 import numpy as onp
+from autograd.extend import defvjp, primitive
+from autograd.tracer import getval
 
+from ._parallel import parallel_map
+from .autodiff import value_and_divergence
 from ._validate import as_points, as_time, check_positive_int, check_rng
 
 __all__ = [
@@ -151,10 +155,6 @@ def velocity_apply(params, x, t, activation="silu"):
 # backward pass needs nothing else.
 # --------------------------------------------------------------------------------------
 
-from autograd.extend import defvjp, primitive  # noqa: E402
-from autograd.tracer import getval  # noqa: E402
-
-from ._parallel import parallel_map  # noqa: E402
 
 
 def mlp_flatten(params):
@@ -221,7 +221,8 @@ def mlp_apply_flat(theta, h, sizes, workspace=None):
         h: inputs, shape ``(n, sizes[0])``.
         sizes: ``(d_in, h_1, ..., d_out)``.
         workspace: optional dict of buffers reused across calls (then the result, a view
-            into the workspace, is only valid until the next call with it).
+            into the workspace, is only valid until the next call with it, and taking the
+            gradient of a call after another call with the same workspace raises).
 
     Returns:
         shape ``(n, d_out)``; a view into the buffer holding the forward trace, which is
@@ -230,6 +231,8 @@ def mlp_apply_flat(theta, h, sizes, workspace=None):
     n = h.shape[0]
     spans, out_span, size = _trace_layout(n, sizes)
     trace = _buffer(workspace, ("trace", n), size)
+    if workspace is not None:  # count the calls, so a gradient can tell that its trace was overwritten
+        workspace["calls"] = workspace.get("calls", 0) + 1
     layers = mlp_unflatten(theta, sizes)
     with onp.errstate(over="ignore"):  # exp(-a) = inf for a < -709 gives sigmoid 0, as it should
         for (W, b), (s_span, h_span) in zip(layers[:-1], spans):
@@ -295,10 +298,16 @@ def _mlp_apply_flat_vjp(argnum):
         trace = out.base
         if trace is None or trace.shape != (size,):
             raise RuntimeError("mlp_apply_flat's output must be the view into its trace it returned")
+        calls = None if workspace is None else workspace["calls"]
         layers = mlp_unflatten(theta, sizes)
         inputs = [h] + [_view(trace, h_span) for _, h_span in spans]  # the input of each layer
 
         def vjp(g):
+            if workspace is not None and workspace["calls"] != calls:
+                raise RuntimeError(
+                    "mlp_apply_flat: the workspace was used by another call before this call's gradient "
+                    "was taken, which overwrote the trace it needs; give each call its own workspace"
+                )
             grads = [None] * len(layers)
             delta = g  # d loss / d (pre-activation) of the current layer
             for k in range(len(layers) - 1, -1, -1):
@@ -341,7 +350,9 @@ def velocity_and_divergence_flat(theta, sizes, x, t):
     Returns:
         ``(v, div)``: shapes ``(n, d)`` and ``(n,)``.
     """
+    x = as_points(x, allow_traced=False)
     n, d = x.shape
+    t = as_time(t, n)
     if sizes[0] != d + 1 or sizes[-1] != d:
         raise ValueError(f"sizes {tuple(sizes)} are not those of a velocity field on d = {d}")
     layers = mlp_unflatten(theta, sizes)
@@ -375,7 +386,7 @@ class VelocityNetwork:
     ``velocity_and_divergence(x, t)`` also returns the exact divergence (forward mode,
     ``velocity_and_divergence_flat``), which ``cnf`` uses when a field offers it.
 
-    Not thread-safe: one instance per thread.
+    Each thread that calls it gets its own buffers, so one instance may be shared.
 
     Args:
         params: parameters of ``velocity_init`` (copied: later changes to them are not seen).
@@ -415,9 +426,13 @@ class VelocityNetwork:
         return onp.concatenate(parallel_map(lambda rows: self._forward(x, t, rows), blocks))
 
     def velocity_and_divergence(self, x, t):
-        """``(v_theta(x, t), div_x v_theta(x, t))``, shapes ``(n, d)`` and ``(n,)``."""
-        x = as_points(x, d=self.d, allow_traced=False)
-        t = as_time(t, x.shape[0])
+        """``(v_theta(x, t), div_x v_theta(x, t))``, shapes ``(n, d)`` and ``(n,)``.
+
+        Forward mode through the network; when ``x`` or ``t`` is being differentiated, the
+        readable network's trace by ``autodiff.value_and_divergence`` instead.
+        """
+        if getval(x) is not x or getval(t) is not t:
+            return value_and_divergence(lambda y, s: velocity_apply(self.params, y, s), x, t)
         return velocity_and_divergence_flat(self.theta, self.sizes, x, t)
 
     def __repr__(self):

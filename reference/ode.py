@@ -430,7 +430,8 @@ def integrate_adaptive(u, x0, t0=0.0, t1=1.0, rtol=1e-6, atol=1e-9, max_steps=10
         u: velocity field ``u(x, t) -> (n, d)``; called with ``t`` a float.
         x0: initial values, shape ``(n, d)``.
         t0, t1: start and end times.
-        rtol, atol: relative and absolute tolerances (``>= 0``, not both zero).
+        rtol, atol: relative (``>= 0``) and absolute (``> 0``) tolerances; ``atol > 0``
+            keeps the error's scale positive where a component of the state is 0.
         max_steps: the most steps (accepted plus rejected) before giving up.
         first_step: the size of the first step, or None for ``initial_step``'s heuristic.
         safety: factor ``< 1`` on the optimal step.
@@ -452,9 +453,7 @@ def integrate_adaptive(u, x0, t0=0.0, t1=1.0, rtol=1e-6, atol=1e-9, max_steps=10
     t0 = float(check_finite_number(t0, "t0"))
     t1 = float(check_finite_number(t1, "t1"))
     rtol = float(check_finite_number(rtol, "rtol", nonnegative=True))
-    atol = float(check_finite_number(atol, "atol", nonnegative=True))
-    if rtol == 0.0 and atol == 0.0:
-        raise ValueError("rtol and atol cannot both be 0")
+    atol = float(check_finite_number(atol, "atol", positive=True))
     max_steps = check_positive_int(max_steps, "max_steps")
     safety = float(check_finite_number(safety, "safety", positive=True))
     if safety >= 1.0:

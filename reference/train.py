@@ -23,6 +23,11 @@ from ._validate import as_points, check_callable, check_finite_number, check_pos
 from .change_of_variables import negative_log_likelihood
 from .flows.chain import planar_chain_logpdf, realnvp_init, realnvp_logpdf
 from .flows.planar import planar_constrain, planar_init
+from .losses import cfm_loss
+from .nn import VelocityNetwork, mlp_apply_flat, mlp_flatten, mlp_unflatten, velocity_apply, velocity_init
+from .ode import integrate, integrate_adaptive
+from .ot import ot_pair
+from .paths import GaussianPath
 
 __all__ = [
     "minibatch_indices",
@@ -30,6 +35,12 @@ __all__ = [
     "train_mle",
     "train_realnvp",
     "train_planar",
+    "cfm_batch",
+    "FlatAdam",
+    "cfm_step",
+    "train_cfm",
+    "model_velocity",
+    "sample_model",
 ]
 
 
@@ -230,20 +241,6 @@ def train_planar(data, n_steps, n_layers=8, batch_size=256, lr=1e-2, rng=None, i
 # (``ode.integrate_adaptive``) integrator.
 # --------------------------------------------------------------------------------------
 
-from .ode import integrate, integrate_adaptive  # noqa: E402
-from .losses import cfm_loss  # noqa: E402
-from .nn import (  # noqa: E402
-    VelocityNetwork,
-    mlp_apply_flat,
-    mlp_flatten,
-    mlp_unflatten,
-    velocity_apply,
-    velocity_init,
-)
-from .ot import ot_pair  # noqa: E402
-from .paths import GaussianPath  # noqa: E402
-
-__all__ += ["cfm_batch", "FlatAdam", "cfm_step", "train_cfm", "model_velocity", "sample_model"]
 
 
 def _check_path(path, ot_pairing):

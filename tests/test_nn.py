@@ -162,12 +162,28 @@ def test_workspace_reuses_its_buffers_and_gives_the_same_numbers(rng):
     h = rng.normal(size=(5, 3))
     ws = {}
     first = mlp_apply_flat(theta, h, sizes, workspace=ws).copy()
-    buffers = {k: id(v) for k, v in ws.items()}
+    buffers = {k: id(v) for k, v in ws.items() if isinstance(v, np.ndarray)}
     g_ws = grad(lambda th: anp.sum(mlp_apply_flat(th, h, sizes, workspace=ws) ** 2))(theta)
     g_plain = grad(lambda th: anp.sum(mlp_apply_flat(th, h, sizes) ** 2))(theta)
     np.testing.assert_array_equal(first, mlp_apply_flat(theta, h, sizes))
     np.testing.assert_array_equal(g_ws, g_plain)
-    assert {k: id(v) for k, v in ws.items()} == buffers  # no new buffers on the second call
+    assert {k: id(v) for k, v in ws.items() if isinstance(v, np.ndarray)} == buffers  # no new buffers
+
+
+def test_a_workspace_overwritten_before_its_gradient_is_refused(rng):
+    theta, sizes = mlp_flatten(velocity_init(2, (8,), rng))
+    h = rng.normal(size=(4, 3))
+    ws = {}
+
+    def two_calls(th, workspace_2):
+        return anp.sum(mlp_apply_flat(th, h, sizes, ws)) + anp.sum(mlp_apply_flat(th, 2 * h, sizes, workspace_2) ** 2)
+
+    with pytest.raises(RuntimeError, match="workspace was used by another call"):
+        grad(lambda th: two_calls(th, ws))(theta)
+    # with a workspace per call the gradient is that of the readable network
+    expected = grad(lambda th: anp.sum(mlp_apply(mlp_unflatten(th, sizes), h))
+                    + anp.sum(mlp_apply(mlp_unflatten(th, sizes), 2 * h) ** 2))(theta)
+    np.testing.assert_allclose(grad(lambda th: two_calls(th, {}))(theta), expected, rtol=1e-12, atol=1e-14)
 
 
 @given(velocity_networks())

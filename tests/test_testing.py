@@ -8,13 +8,10 @@ deliberately broken implementation fails with a message that names it.
 """
 
 import itertools
-import math
 
-import autograd.numpy as anp
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
-from scipy.linalg import expm
 
 from reference.autodiff import divergence, hutchinson_divergence
 from reference.flows.coupling import coupling_forward, coupling_init, coupling_inverse

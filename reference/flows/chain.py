@@ -22,7 +22,7 @@ import autograd.numpy as np
 import numpy as onp
 from autograd.tracer import getval
 
-from .._validate import as_points, check_callable, check_positive_int, check_rng
+from .._validate import as_points, check_callable, check_log_density, check_positive_int, check_rng
 from ..distributions import sample_standard_normal, standard_normal_logpdf
 from .coupling import check_permutation, check_split, coupling_forward, coupling_init, coupling_inverse
 from .planar import planar_forward, planar_inverse
@@ -127,7 +127,7 @@ def chain_logpdf(inverses, x, base_logpdf=standard_normal_logpdf):
     """
     check_callable(base_logpdf, "base_logpdf")
     z, log_det_inv = chain_inverse(inverses, x)
-    return base_logpdf(z) + log_det_inv
+    return check_log_density(base_logpdf(z), np.shape(z)[0], "base_logpdf(z)") + log_det_inv
 
 
 def alternating_permutations(d, n_layers):
