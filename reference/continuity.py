@@ -28,8 +28,10 @@ __all__ = ["continuity_residual", "continuity_terms"]
 
 
 def _check_log_p_values(out, n):
-    # -inf is refused too: the residual divided by p_t is undefined where p_t(x) = 0
-    return check_log_density(out, n, "log_p(x, t)", allow_minus_inf=False)
+    try:
+        return check_log_density(out, n, "log_p(x, t)", allow_minus_inf=False)
+    except ValueError as err:
+        raise ValueError(f"{err}; the residual divided by p_t is undefined where p_t(x) = 0 (log p = -inf)") from None
 
 
 def continuity_terms(log_p, u, x, t):
