@@ -160,9 +160,10 @@ def _posterior_sums(x, alpha, beta, sigma, x0, x1, chunk_size):
         V0 = None if x0 is None else onp.zeros((nr, d))
         buffers = onp.empty((2, nr, min(cols_per_block, m)))
         if x0 is None:
-            # |x - a x1|^2 = a^2 |x / a - x1|^2: one subtraction per coordinate (rows with a = 0
-            # have every l_ij equal; y = 0 and the factor a^2 = 0 give them that)
-            safe = a != 0.0
+            # |x - a x1|^2 = a^2 |x / a - x1|^2: one subtraction per coordinate. Rows with
+            # |a| < 1e-150 (a = 0 at t = 0 on the lecture's paths) take every l_ij equal to
+            # -|x|^2 / (2 sigma^2), exact to rounding there, where x / a could overflow
+            safe = onp.abs(a) >= 1e-150
             y = onp.where(safe[:, None], xs / onp.where(safe, a, 1.0)[:, None], 0.0)
             scale = -0.5 * a**2 / s**2
             offset = onp.where(safe, 0.0, -0.5 * onp.sum(xs**2, axis=1) / s**2)  # l_ij at a = 0

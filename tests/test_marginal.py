@@ -355,3 +355,18 @@ X = np.zeros((2, 2))
 def test_bad_input_is_refused_with_a_clear_message(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+@pytest.mark.parametrize("t", [0.0, 1e-310, 1e-200, 1e-120, 1e-40])
+def test_the_fast_path_is_finite_and_right_for_tiny_times(t):
+    # at t -> 0 the conical path's mean t x1 vanishes: the marginal is N(0, (1 - t)^2 I) and
+    # u = E[x1 | x, t] - x ... with uniform weights, u = mean(x1) - x (here t x1 underflows)
+    rng = np.random.default_rng(0)
+    x, z = rng.normal(size=(20, 2)), rng.normal(size=(30, 2))
+    path = ConicalGaussianPath()
+    u = marginal_velocity(path, x, t, z)
+    np.testing.assert_allclose(u, (z.mean(axis=0) - x) / (1 - t), rtol=1e-12, atol=1e-12)
+    expected = -np.log(2 * np.pi) - 2 * np.log(1 - t) - 0.5 * np.sum(x**2, axis=1) / (1 - t) ** 2
+    np.testing.assert_allclose(marginal_logpdf(path, x, t, z), expected, rtol=1e-12)
+    # negative control: at t = 0.3 the weights are no longer uniform
+    assert not np.allclose(marginal_velocity(path, x, 0.3, z), (z.mean(axis=0) - x) / 0.7, rtol=1e-6)

@@ -158,6 +158,9 @@ def check_velocity_field(v, data, *, n=4000, max_relative_loss=0.05, k=K_SE, see
 
         L_FM(v) = E_{t ~ U[0, 1], x ~ p_t} |v(x, t) - u(x, t)|^2
 
+    (for a finite data set, ``t ~ U[0, 0.99]``: the memorising field of an empirical
+    data set is singular at ``t = 1``)
+
     is estimated by Monte Carlo (``n`` samples, with its standard error), relative to
     ``E |u|^2`` (a zero field scores 1). It passes when the relative loss is at most
     ``max_relative_loss``. Also reported: the loss by quarter of the time interval, the
@@ -220,6 +223,7 @@ def check_velocity_field(v, data, *, n=4000, max_relative_loss=0.05, k=K_SE, see
     rec.measure("cfm_loss", cfm_sq.mean(), None, what="the CFM loss of the same samples (u_cond = x1 - x0)")
     rec.measure("cfm_constant", c_hat.mean(), None,
                 what=f"C = L_CFM - L_FM (standard error {c_hat.std(ddof=1) / math.sqrt(n):.2g}): the CFM loss's floor")
+    rec.measure("cfm_constant_se", c_hat.std(ddof=1) / math.sqrt(n), None, what="the standard error of C")
     t_rev = onp.clip(1.0 - t, 0.0, t_max)
     alternatives = {
         "sign flipped": (loss(-u), "v is closer to -u than to u"),

@@ -147,9 +147,9 @@ def _errors(solve, u, x_start, s, s_end, exact, steps, rec, label):
     return onp.array(errors), results, x_true
 
 
-def _observed_order(errors, floor):
-    """Slope over the last doubling whose errors both exceed the round-off floor, or nan."""
-    slopes = [math.log2(errors[i] / errors[i + 1]) for i in range(len(errors) - 1)
+def _observed_order(errors, steps, floor):
+    """log(e_i / e_{i+1}) / log(n_{i+1} / n_i) over the last pair of step counts whose errors exceed the floor, or nan."""
+    slopes = [math.log(errors[i] / errors[i + 1]) / math.log(steps[i + 1] / steps[i]) for i in range(len(errors) - 1)
               if errors[i] > floor and errors[i + 1] > floor and onp.isfinite(errors[i] + errors[i + 1])]
     return slopes[-1] if slopes else float("nan")
 
@@ -205,7 +205,7 @@ def check_ode_solver(solve, order, *, steps=None, k=K_SAFETY):
         if bwd is None:
             return rec.report()
         floor = 1e3 * machine_eps(*fwd_runs)
-        p_f, p_b = _observed_order(fwd, floor), _observed_order(bwd, floor)
+        p_f, p_b = _observed_order(fwd, steps, floor), _observed_order(bwd, steps, floor)
         observed[label] = (p_f, p_b, fwd, bwd)
         errs = ", ".join(f"{e:.2e}" for e in fwd)
         ok_f = rec.measure(f"order_{label}", abs(p_f - order) if math.isfinite(p_f) else float("inf"), ORDER_TOL,

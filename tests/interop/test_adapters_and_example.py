@@ -60,6 +60,11 @@ def test_the_readme_example_trains_wraps_and_checks():
     assert path and solver and likelihood, "\n".join(map(str, (path, solver, likelihood)))
     # 300 steps is a short training run: far from the zero field (relative loss 1), not yet under 5 %
     assert field.figures["relative_fm_loss"] < 0.5 and not field.passed
-    # Theorem 2: the CFM loss is the FM loss plus C (the same samples), and C dominates it
-    assert field.figures["cfm_loss"] == pytest.approx(field.figures["fm_loss"] + field.figures["cfm_constant"])
+    # Theorem 2: the reported C is the closed-form constant (within 5 standard errors), and it
+    # dominates the CFM loss the script printed: that loss says little about the model
+    from reference.distributions import dataset_mixture
+    from reference.losses import cfm_constant
+    from reference.oracles import GaussianMixtureOracle
+    C = cfm_constant(GaussianMixtureOracle(dataset_mixture("8gaussians")))
+    assert abs(field.figures["cfm_constant"] - C) <= 5 * field.figures["cfm_constant_se"]
     assert field.figures["cfm_constant"] > 2 * field.figures["fm_loss"]
