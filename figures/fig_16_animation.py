@@ -8,6 +8,7 @@ with the data in grey at the last frames. Written as an animated GIF with matplo
 """
 
 import sys
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as onp
@@ -51,7 +52,7 @@ def main(out_dir, quick=False):
         ax.set_title(f"samples following v_theta (lecture: Flow Matching)\nt = {t:.3f}", fontsize=9)
 
     animation = FuncAnimation(fig, draw, frames=frames)
-    path = out_dir / "fig_16_animation.gif"
+    path = Path(out_dir) / "fig_16_animation.gif"
     path.parent.mkdir(parents=True, exist_ok=True)
     animation.save(path, writer=PillowWriter(fps=12), dpi=60 if quick else 80)
     plt.close(fig)

@@ -26,7 +26,7 @@ import math
 import sys
 import zipfile
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as onp
@@ -73,7 +73,6 @@ class Fixture:
     rtol: float = DEFAULT_RTOL
     atol: float = DEFAULT_ATOL
     notes: str = ""
-    tags: tuple = field(default_factory=tuple)
 
 
 def _rng(name):

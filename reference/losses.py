@@ -22,7 +22,7 @@ import autograd.numpy as np
 import numpy as onp
 from autograd.tracer import getval
 
-from ._validate import as_points, as_time, check_callable, check_field_output, check_positive_int
+from ._validate import as_points, as_time, check_callable, check_field_output, check_finite_number, check_positive_int
 from .oracles import GaussianMixtureOracle, _gauss_legendre_01, path_quadrature
 from .paths import GaussianPath
 
@@ -115,7 +115,13 @@ def conditional_velocity_second_moment(path, second_moment, d, t):
     Returns:
         shape ``(n,)``.
     """
-    _, (da, db, ds) = path.schedules(onp.asarray(t, dtype=onp.float64))
+    if not isinstance(path, GaussianPath):
+        raise TypeError(f"path must be a reference.paths.GaussianPath, got {type(path).__name__}")
+    d = check_positive_int(d, "d")
+    second_moment = float(check_finite_number(second_moment, "second_moment", nonnegative=True))
+    t = onp.atleast_1d(onp.asarray(t, dtype=onp.float64))
+    as_time(t, t.shape[0], low=0.0, high=1.0)
+    _, (da, db, ds) = path.schedules(t)
     return da**2 * second_moment + (db**2 + ds**2) * d
 
 

@@ -114,9 +114,7 @@ def median_bandwidth(x, y):
         ``h``, a float ``> 0``.
     """
     x, y = _sample_pair(x, y)
-    pooled = onp.concatenate([x, y])
-    if pooled.shape[0] < 2:
-        raise ValueError("the median heuristic needs at least two points in x and y together")
+    pooled = onp.concatenate([x, y])  # at least two points: x and y have one each
     h = float(onp.median(pdist(pooled)))
     if h <= 0:
         raise ValueError("the median heuristic gives h = 0 (more than half the pairs coincide); pass bandwidth")
@@ -170,10 +168,10 @@ def wasserstein2_1d(a, b):
     Returns:
         shape ``(L,)``.
     """
-    a = onp.sort(onp.asarray(a, dtype=onp.float64), axis=1)
-    b = onp.sort(onp.asarray(b, dtype=onp.float64), axis=1)
+    a, b = onp.asarray(a, dtype=onp.float64), onp.asarray(b, dtype=onp.float64)
     if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[0]:
         raise ValueError(f"a and b must have shapes (L, n) and (L, m) with the same L, got {a.shape} and {b.shape}")
+    a, b = onp.sort(a, axis=1), onp.sort(b, axis=1)
     if a.shape[1] < 1 or b.shape[1] < 1 or not (onp.all(onp.isfinite(a)) and onp.all(onp.isfinite(b))):
         raise ValueError("a and b must hold at least one finite value per row, and no NaN or inf")
     n, m = a.shape[1], b.shape[1]
@@ -254,6 +252,8 @@ def noise_floor(metric, sampler, n, rng, n_repeats=10):
         if x.shape[0] != n:
             raise ValueError(f"sampler(n, rng) must return {n} points, got shape {x.shape}")
         y = as_points(sampler(n, rng), "sampler(n, rng)", d=x.shape[1])
+        if y.shape[0] != n:
+            raise ValueError(f"sampler(n, rng) must return {n} points, got shape {y.shape}")
         values.append(float(metric(x, y)))
     values = onp.asarray(values)
     if not onp.all(onp.isfinite(values)):

@@ -194,6 +194,7 @@ class GaussianMixtureOracle:
         if self.mixture.n_components != 1:
             raise ValueError("conditional_variance has a closed form for one Gaussian component only")
         t = onp.atleast_1d(onp.asarray(t, dtype=onp.float64))
+        as_time(t, t.shape[0], low=0.0, high=1.0)
         (a, b, s), (da, db, ds) = self.path.schedules(t)
         lam = self.lam[0][None]  # (1, d)
         var_u = da[:, None] ** 2 * lam + (db**2 + ds**2)[:, None]
@@ -224,7 +225,13 @@ def gaussian_flow_map(x, t, mean, cov, path=None, s=0.0):
     cov = onp.asarray(cov, dtype=onp.float64)
     if mean.shape != (d,) or cov.shape != (d, d):
         raise ValueError(f"mean must have shape ({d},) and cov ({d}, {d}) like x's dimension, got {mean.shape} and {cov.shape}")
+    if not (onp.all(onp.isfinite(mean)) and onp.all(onp.isfinite(cov))):
+        raise ValueError("mean and cov must be finite")
+    if not onp.allclose(cov, cov.T, rtol=0, atol=1e-12 * (1 + onp.abs(cov).max())):
+        raise ValueError("cov must be symmetric")
     path = ConicalGaussianPath() if path is None else path
+    if not isinstance(path, GaussianPath):
+        raise TypeError(f"path must be a reference.paths.GaussianPath, got {type(path).__name__}")
     lam, Q = onp.linalg.eigh(cov)
     if lam.min() <= 0:
         raise ValueError("cov must be positive definite")
@@ -273,6 +280,8 @@ def path_quadrature(oracle, n_t=32, n_x=32, rule="hermite"):
         ``(t, x, w)`` of shapes ``(N,)``, ``(N, d)``, ``(N,)`` with ``sum w = 1`` (to the
         accuracy of the rule for ``"grid"``).
     """
+    if not isinstance(oracle, GaussianMixtureOracle):
+        raise TypeError(f"oracle must be a GaussianMixtureOracle, got {type(oracle).__name__}")
     n_t, n_x = check_positive_int(n_t, "n_t"), check_positive_int(n_x, "n_x")
     if rule not in ("hermite", "grid"):
         raise ValueError(f"rule must be 'hermite' or 'grid', got {rule!r}")
@@ -317,6 +326,10 @@ def conditional_quadrature(mixture, path, n_t=32, n_x=32):
         ``(t, z, x, w)``: ``t`` of shape ``(N,)``, ``z`` (``x1`` or ``(x0, x1)``) and
         ``x`` with ``N`` rows, ``w`` of shape ``(N,)`` with ``sum w = 1``.
     """
+    if not isinstance(mixture, GaussianMixture):
+        raise TypeError(f"mixture must be a reference.distributions.GaussianMixture, got {type(mixture).__name__}")
+    if not isinstance(path, GaussianPath):
+        raise TypeError(f"path must be a reference.paths.GaussianPath, got {type(path).__name__}")
     n_t, n_x = check_positive_int(n_t, "n_t"), check_positive_int(n_x, "n_x")
     d = mixture.dim
     t_nodes, t_w = _gauss_legendre_01(n_t)

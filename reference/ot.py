@@ -66,7 +66,7 @@ def ot_pair(x0, x1):
         x1: data points, shape ``(n, d)``.
 
     Returns:
-        ``(x0, x1[sigma])``: ``x0`` unchanged (a float64 copy) and ``x1`` reordered by
+        ``(x0, x1[sigma])``: ``x0`` unchanged (the input itself when it is float64) and ``x1`` reordered by
         ``ot_permutation``, so that row ``i`` of both is an optimally paired ``z_i``.
     """
     x0, x1 = _batch_pair(x0, x1)

@@ -293,17 +293,24 @@ class GaussianPath:
 
     # -- the path --------------------------------------------------------------------------
 
-    def _parse(self, x, t, z):
+    def _parse(self, x, t, z, name="x"):
         x0, x1 = self.split_z(z)
         n, d = np.shape(x1)
-        if x is not None:
-            x = as_points(x, "x", d=d)
-            if np.shape(x)[0] != n:
-                raise ValueError(f"x and z must have the same number of rows, got {np.shape(x)[0]} and {n}")
+        x = as_points(x, name, d=d)
+        if np.shape(x)[0] != n:
+            raise ValueError(f"{name} and z must have the same number of rows, got {np.shape(x)[0]} and {n}")
         t_vec = _time_vector(as_time(t, n, low=0.0, high=1.0), n)
         return x, t_vec, x0, x1
 
+    def _check_std(self, t_vec, std):
+        negative = onp.asarray(getval(std)) < 0.0
+        if onp.any(negative):
+            raise ValueError(f"{self.name}: the schedule gives sigma_t < 0 at t = {_describe_times(t_vec, negative)}; "
+                             "a standard deviation must be >= 0")
+        return std
+
     def _refuse_dirac(self, t_vec, std, what):
+        self._check_std(t_vec, std)
         mask = onp.asarray(getval(std)) <= 0.0
         if onp.any(mask):
             raise ValueError(
@@ -325,8 +332,8 @@ class GaussianPath:
         Returns:
             shape ``(n, d)``.
         """
-        eps, t_vec, x0, x1 = self._parse(eps, t, z)
-        return self._mean(t_vec, x0, x1) + self._std(t_vec)[:, None] * eps
+        eps, t_vec, x0, x1 = self._parse(eps, t, z, name="eps")
+        return self._mean(t_vec, x0, x1) + self._check_std(t_vec, self._std(t_vec))[:, None] * eps
 
     def sample_x(self, t, z, rng):
         """Draw  x ~ p(x | t, z) = N(mu_t(z), sigma_t^2 I)  [lecture: summary table, step 4]

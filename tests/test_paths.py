@@ -91,9 +91,10 @@ def test_mean_and_std_are_the_lecture_formulas(case):
         expected_mean, expected_std = (1 - t[:, None]) * x0 + t[:, None] * x1, np.full_like(t, path.sigma_value)
     elif isinstance(path, OptimalTransportPath):
         expected_mean, expected_std = t[:, None] * x1, 1 - (1 - path.sigma_min) * t
-    else:
-        (a, _, s), _ = path.schedules(t)
-        expected_mean, expected_std = a[:, None] * x1, s
+    else:  # variance preserving: a(s) = exp(-T(s)/2) at s = 1 - t, T(s) = beta_min s + (beta_max - beta_min) s^2/2
+        s = 1 - t
+        a = np.exp(-(path.beta_min * s + (path.beta_max - path.beta_min) * s**2 / 2) / 2)
+        expected_mean, expected_std = a[:, None] * x1, np.sqrt(1 - a**2)
     np.testing.assert_allclose(path.mean(t, z), expected_mean, rtol=1e-14, atol=1e-14)
     np.testing.assert_allclose(path.std(t), expected_std, rtol=1e-14, atol=1e-14)
     assert isinstance(path.std(float(t[0])), float)

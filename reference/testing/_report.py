@@ -209,9 +209,4 @@ def as_numpy(value, name):
     return arr
 
 
-def relative_error(a, b, scale=None):
-    """``max |a - b| / (1 + max |scale|)`` (``scale = b`` by default)."""
-    a = onp.asarray(a, dtype=onp.float64)
-    b = onp.asarray(b, dtype=onp.float64)
-    s = onp.max(onp.abs(b if scale is None else scale), initial=0.0)
-    return float(onp.max(onp.abs(a - b), initial=0.0) / (1.0 + s))
+

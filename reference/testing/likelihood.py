@@ -179,8 +179,8 @@ _DIV_T = onp.array([0.1, 0.4, 0.7, 0.95])
 
 
 def _estimates(estimate, u, X, T, seed):
-    out = as_numpy(estimate(u, X, T, onp.random.default_rng(seed)), "estimate(u, x, t, rng)")
-    return out
+    """The implementation's estimates at ``(X, T)`` with a generator seeded by ``seed``."""
+    return as_numpy(estimate(u, X, T, onp.random.default_rng(seed)), "estimate(u, x, t, rng)")
 
 
 def check_divergence_estimator(estimate, *, framework="numpy", n_repeats=2000, k=K_SE, seed=0, torch_dtype="float64"):
@@ -262,7 +262,7 @@ def check_divergence_estimator(estimate, *, framework="numpy", n_repeats=2000, k
     rade, gauss = hutchinson_variance(J, "rademacher"), hutchinson_variance(J, "gaussian")
     # standard error of the sample variance (delta method) plus the error of the estimated mean
     var_se = onp.sqrt(onp.maximum(onp.mean((samples - mean[:, None]) ** 4, axis=1) - var**2, 0.0) / m)
-    var_tol = k * var_se + (k * se) ** 2 + floor
+    var_tol = k * var_se + (k * se) ** 2 + floor**2  # floor is in units of the trace, var_tol of its square
     if onp.all(var <= floor**2):
         rec.note("zero variance: an exact divergence")
     elif onp.all(onp.abs(var - rade) <= var_tol):
