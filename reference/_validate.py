@@ -133,6 +133,8 @@ def check_callable(f, name):
 def check_field_output(out, n, d, name="u"):
     """Check that a vector field returned an array of shape ``(n, d)`` of finite values."""
     value = getval(out)
+    if not isinstance(value, onp.ndarray):
+        raise TypeError(f"{name}(x, t) must return a NumPy array of shape {(n, d)}, got {type(value).__name__}")
     shape = onp.shape(value)
     if shape != (n, d):
         raise ValueError(f"{name}(x, t) must return shape {(n, d)} like x, got shape {shape}")

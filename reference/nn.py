@@ -119,6 +119,8 @@ def velocity_init(d, hidden=(64, 64, 64), rng=None):
         rng: ``numpy.random.Generator``.
     """
     d = check_positive_int(d, "d")
+    if not isinstance(hidden, (tuple, list)):
+        raise TypeError(f"hidden must be a tuple of hidden widths, e.g. (64, 64, 64), got {hidden!r}")
     return mlp_init((d + 1, *hidden, d), rng)
 
 

@@ -113,6 +113,8 @@ def _check_mlp(mlp, name):
         isinstance(layer, (list, tuple)) and len(layer) == 2 for layer in mlp
     ):
         raise TypeError(f"params[{name!r}] must be an MLP: a list of (W, b) pairs as made by reference.nn.mlp_init")
+    if not all(onp.all(onp.isfinite(getval(a))) for layer in mlp for a in layer):
+        raise ValueError(f"params[{name!r}] holds non-finite weights")
     return np.shape(mlp[0][0])[0], np.shape(mlp[-1][0])[1]
 
 
