@@ -17,16 +17,10 @@ from reference.distributions import GaussianMixture
 from reference.marginal import marginal_logpdf
 from reference.oracles import GaussianMixtureOracle
 from reference.paths import ConicalGaussianPath
-from reference.plot import RED, save, time_space_image
+from reference.plot import RED, save, time_space_image, time_space_values
 
 DATA = GaussianMixture([0.35, 0.65], onp.array([[-1.6], [1.8]]), onp.array([0.35**2, 0.55**2]))
 T_MAX = 0.995
-
-
-def density_over_time_and_space(logpdf, t, x):
-    """``exp(logpdf)`` on the grid, shape ``(len(x), len(t))``; ``logpdf(points, times)``."""
-    T, X = onp.meshgrid(t, x)
-    return onp.exp(logpdf(X.reshape(-1, 1), T.ravel())).reshape(X.shape)
 
 
 def main(out_dir, quick=False):
@@ -42,13 +36,13 @@ def main(out_dir, quick=False):
 
     fig, axes = plt.subplots(1, len(panels) + 1, figsize=(3.1 * (len(panels) + 1), 3.4), sharey=True)
     for ax, (title, z) in zip(axes, panels):
-        p = density_over_time_and_space(lambda pts, s: marginal_logpdf(path, pts, s, z), t, x)
+        p = onp.exp(time_space_values(lambda pts, s: marginal_logpdf(path, pts, s, z), t, x))
         time_space_image(ax, p, t, x)
         ax.set_title(title, fontsize=10)
     axes[0].scatter(onp.full(6, T_MAX), z_all[:6, 0], s=18, color=RED, zorder=3, clip_on=False, label="x1 ~ p_data")
     axes[0].legend(loc="lower left", fontsize=7, framealpha=0.6)
     oracle = GaussianMixtureOracle(DATA, path)
-    time_space_image(axes[-1], density_over_time_and_space(oracle.logpdf, t, x), t, x)
+    time_space_image(axes[-1], onp.exp(time_space_values(oracle.logpdf, t, x)), t, x)
     axes[-1].set_title("exact p(x | t)", fontsize=10)
     for ax in axes[1:]:
         ax.set_ylabel("")

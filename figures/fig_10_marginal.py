@@ -17,17 +17,10 @@ import numpy as onp
 from figures._cli import run_figure
 from reference.marginal import marginal_logpdf, marginal_velocity
 from reference.paths import LinearInterpolationPath
-from reference.plot import save, time_space_image
+from reference.plot import save, time_space_image, time_space_values
 
 SIGMA = 0.3
 Z = (onp.array([[-1.2], [1.0], [0.3]]), onp.array([[1.8], [-1.6], [2.4]]))  # three (x0, x1), crossing paths
-
-
-def grid_values(f, t, x):
-    """``f(points, times)`` on the ``(t, x)`` grid, shape ``(len(x), len(t), ...)``."""
-    T, X = onp.meshgrid(t, x)
-    out = onp.asarray(f(X.reshape(-1, 1), T.ravel()))
-    return out.reshape(X.shape + out.shape[1:])
 
 
 def draw_velocity(ax, u, p, t, x, arrows_t, arrows_x, vlim):
@@ -63,16 +56,16 @@ def main(out_dir, quick=False):
     densities = []
     for i in range(3):
         z_i = (Z[0][i : i + 1], Z[1][i : i + 1])
-        p_i = onp.exp(grid_values(lambda pts, s: marginal_logpdf(path, pts, s, z_i), t, x))
+        p_i = onp.exp(time_space_values(lambda pts, s: marginal_logpdf(path, pts, s, z_i), t, x))
         densities.append(p_i)
         time_space_image(axes[0, i], p_i, t, x)
         axes[0, i].set_title(f"p(x | t, z{i + 1}),  x0 = {Z[0][i, 0]:g}, x1 = {Z[1][i, 0]:g}", fontsize=9)
         draw_velocity(axes[1, i], onp.full_like(p_i, u_cond[i]), p_i, t, x, *arrows, vlim)
         axes[1, i].set_title(f"u_cond(x, t, z{i + 1}) = x1 - x0 = {u_cond[i]:g}", fontsize=9)
-    p = onp.exp(grid_values(lambda pts, s: marginal_logpdf(path, pts, s, Z), t, x))
+    p = onp.exp(time_space_values(lambda pts, s: marginal_logpdf(path, pts, s, Z), t, x))
     time_space_image(axes[0, 3], p, t, x)
     axes[0, 3].set_title("p(x | t) = (1/3) sum_i p(x | t, z_i)", fontsize=9)
-    u = grid_values(lambda pts, s: marginal_velocity(path, pts, s, Z), t, x)[..., 0]
+    u = time_space_values(lambda pts, s: marginal_velocity(path, pts, s, Z), t, x)[..., 0]
     im = draw_velocity(axes[1, 3], u, p, t, x, *arrows, vlim)
     axes[1, 3].set_title("u(x, t) = sum_i p(z_i | x, t) u_cond  (eq. 10)", fontsize=9)
     for ax in axes[:, 0]:

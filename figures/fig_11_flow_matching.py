@@ -18,17 +18,10 @@ from reference.distributions import GaussianMixture, standard_normal_logpdf
 from reference.ode import integrate
 from reference.oracles import GaussianMixtureOracle
 from reference.paths import ConicalGaussianPath
-from reference.plot import BLUE, GREY, RED, save, time_space_image
+from reference.plot import BLUE, GREY, RED, save, time_space_image, time_space_values
 
 DATA = GaussianMixture([0.3, 0.2, 0.5], onp.array([[-2.0], [0.3], [2.0]]), onp.array([0.3**2, 0.25**2, 0.45**2]))
 X_LIM = (-4.0, 4.0)
-
-
-def grid_values(f, t, x):
-    """``f(points, times)`` on the ``(t, x)`` grid, shape ``(len(x), len(t), ...)``."""
-    T, X = onp.meshgrid(t, x)
-    out = onp.asarray(f(X.reshape(-1, 1), T.ravel()))
-    return out.reshape(X.shape + out.shape[1:])
 
 
 def density_profile(ax, t, x, p, scale, **kwargs):
@@ -65,7 +58,7 @@ def main(out_dir, quick=False):
 
     # centre: the probability path as a heat map
     ax = axes[1]
-    time_space_image(ax, onp.exp(grid_values(oracle.logpdf, t, x)), t, x)
+    time_space_image(ax, onp.exp(time_space_values(oracle.logpdf, t, x)), t, x)
     density_profile(ax, 0.0, x, onp.exp(standard_normal_logpdf(xs)), 0.25, color="0.8", lw=1.5)
     density_profile(ax, 1.0, x, onp.exp(DATA.logpdf(xs)), -0.25, color="0.8", lw=1.5)
     ax.set_title("the probability path p(x | t)", fontsize=10)
@@ -73,12 +66,12 @@ def main(out_dir, quick=False):
 
     # right: the velocity field
     ax = axes[2]
-    u = grid_values(oracle.velocity, t, x)[..., 0]
+    u = time_space_values(oracle.velocity, t, x)[..., 0]
     vlim = onp.quantile(onp.abs(u), 0.98)
     im = ax.imshow(u, origin="lower", extent=(0, 1, *X_LIM), aspect="auto", cmap="coolwarm", vmin=-vlim, vmax=vlim)
     ta, xa = onp.linspace(0.03, 0.97, 12 if quick else 16), onp.linspace(X_LIM[0] + 0.25, X_LIM[1] - 0.25, 14 if quick else 19)
     Ta, Xa = onp.meshgrid(ta, xa)
-    Ua = grid_values(oracle.velocity, ta, xa)[..., 0]
+    Ua = time_space_values(oracle.velocity, ta, xa)[..., 0]
     norm = onp.hypot(1.0, Ua / (X_LIM[1] - X_LIM[0]))  # arrows of about one on-screen length
     ax.quiver(Ta, Xa, 1.0 / norm, Ua / norm, angles="xy", color="k", scale=34, width=0.004, headwidth=3.5)
     fig.colorbar(im, ax=ax, label="u(x, t)")

@@ -211,6 +211,19 @@ def _traced(*values):
     return any(getval(v) is not v for v in values)
 
 
+def _fast_marginal(path, x, t, z, chunk_size, need_velocity):
+    """The fast path: ``(log p(x | t), u(x, t) or None)`` with ``u = u_cond(x, t, E[z | x, t])``."""
+    x, t_vec, x0, x1, chunk_size = _check_inputs(path, x, t, z, chunk_size)
+    alpha, beta, sigma, dalpha, dbeta, dsigma = _schedules(path, t_vec, need_velocity)
+    lse, x1_bar, x0_bar = _posterior_sums(x, alpha, beta, sigma, x0, x1, chunk_size)
+    log_p = lse - onp.log(x1.shape[0])
+    if not need_velocity:
+        return log_p, None
+    mean = alpha[:, None] * x1_bar + (0.0 if x0 is None else beta[:, None] * x0_bar)  # mu_t(E[z | x, t])
+    dmean = dalpha[:, None] * x1_bar + (0.0 if x0 is None else dbeta[:, None] * x0_bar)
+    return log_p, gaussian_path_velocity(x, mean, dmean, sigma, dsigma)
+
+
 def posterior_weights(path, x, t, z, chunk_size=DEFAULT_CHUNK):
     """Posterior weights  p(z_j | x, t) = p(x | t, z_j) / sum_k p(x | t, z_k)  [lecture: Theorem 1, eq. (9), (10)]
 
@@ -255,9 +268,7 @@ def marginal_logpdf(path, x, t, z, chunk_size=DEFAULT_CHUNK):
         shape ``(n,)``.
     """
     if not _traced(x, t):
-        x, t_vec, x0, x1, chunk_size = _check_inputs(path, x, t, z, chunk_size)
-        alpha, beta, sigma, *_ = _schedules(path, t_vec, need_velocity=False)
-        return _posterior_sums(x, alpha, beta, sigma, x0, x1, chunk_size)[0] - onp.log(x1.shape[0])
+        return _fast_marginal(path, x, t, z, chunk_size, need_velocity=False)[0]
     lse, m, _ = _streamed(path, x, t, z, chunk_size, need_velocity=False)
     return lse - onp.log(m)
 
@@ -279,10 +290,5 @@ def marginal_velocity(path, x, t, z, chunk_size=DEFAULT_CHUNK):
         shape ``(n, d)``.
     """
     if not _traced(x, t):
-        x, t_vec, x0, x1, chunk_size = _check_inputs(path, x, t, z, chunk_size)
-        alpha, beta, sigma, dalpha, dbeta, dsigma = _schedules(path, t_vec, need_velocity=True)
-        _, x1_bar, x0_bar = _posterior_sums(x, alpha, beta, sigma, x0, x1, chunk_size)
-        mean = alpha[:, None] * x1_bar + (0.0 if x0 is None else beta[:, None] * x0_bar)
-        dmean = dalpha[:, None] * x1_bar + (0.0 if x0 is None else dbeta[:, None] * x0_bar)
-        return gaussian_path_velocity(x, mean, dmean, sigma, dsigma)  # u_cond(x, t, E[z | x, t])
+        return _fast_marginal(path, x, t, z, chunk_size, need_velocity=True)[1]
     return _streamed(path, x, t, z, chunk_size, need_velocity=True)[2]

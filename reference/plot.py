@@ -14,6 +14,7 @@ __all__ = [
     "samples",
     "velocity_arrows",
     "trajectories",
+    "time_space_values",
     "save",
     "time_space_image",
     "BLUE",
@@ -63,6 +64,17 @@ def trajectories(ax, path, n_show=50, color=GREY, alpha=0.6, lw=0.7):
     path = onp.asarray(path)
     for i in range(min(n_show, path.shape[1])):
         ax.plot(path[:, i, 0], path[:, i, 1], color=color, alpha=alpha, lw=lw)
+
+
+def time_space_values(f, t, x):
+    """``f(points, times)`` on the ``(t, x)`` grid of a 1-D path, shape ``(len(x), len(t), ...)``.
+
+    ``f`` takes points of shape ``(m, 1)`` and one time per point (``m = len(x) len(t)``),
+    as ``path.logpdf``-like callables and velocity fields do.
+    """
+    T, X = onp.meshgrid(t, x)
+    out = onp.asarray(f(X.reshape(-1, 1), T.ravel()))
+    return out.reshape(X.shape + out.shape[1:])
 
 
 def save(fig, out_dir, name, dpi=110):
