@@ -590,6 +590,27 @@ class FlowPosterior:
         zK, log_det = self._map(self.forward, "forward", z0)
         return zK, log_q0 - log_det
 
+    def transform(self, x, z0):
+        """The same change of variables at given base points: z_K = T(z_0), log q(z_K) = log q_0(z_0) - log |det J_T(z_0)|  [lecture: eq. (2)]
+
+        No inverse is needed, so the density of the flow on the image of a grid of base
+        points is exact and cheap (the figures draw it so).
+
+        Args:
+            x: data, shape ``(n, D)``, or None.
+            z0: base points, shape ``(m, n, d)`` (or ``(n, d)``; ``(m, d)`` when x is None).
+
+        Returns:
+            ``(z_K, log_q)``: shapes like ``z0`` and ``(m, n)`` (``(n,)`` or ``(m,)``).
+        """
+        x = _as_data(x)
+        z3, squeeze = _check_z(z0, x, self.dim, "z0")
+        zK, log_det = self._map(self.forward, "forward", z3)
+        log_q = self.base.log_prob(x, z3) - log_det
+        if squeeze:
+            zK = zK[:, 0] if x is None else zK[0]
+        return zK, _squeeze(log_q, squeeze, x)
+
     def log_prob(self, x, z):
         """log q(z_K | x) = log q_0(T^{-1}(z_K) | x) + log |det J_{T^{-1}}(z_K)|  [lecture: eq. (2); Normalizing Flows]
 
@@ -653,18 +674,19 @@ def _planar_chain_trace(A, B, C, z):
     """Forward pass of the chain, keeping each layer's input and tanh for the backward pass.
 
     Shapes, one flow per datum (shared layers are the case ``n = 1``): ``A, B``:
-    ``(K, n, d)``, ``C``: ``(K, n)``, ``z``: ``(n, S, d)`` (datum first, so that each
-    reduction over ``d`` or over the samples is one batched matrix product).
+    ``(K, n, d)``, ``C``: ``(K, n)``, ``z``: ``(n, d, S)``: datum first and samples last, so
+    that each sum over ``d`` or over the samples is one batched matrix product and every
+    elementwise operation runs along the long sample axis.
     """
     K = A.shape[0]
-    zs, H = onp.empty((K,) + z.shape), onp.empty((K,) + z.shape[:-1])
+    zs, H = onp.empty((K,) + z.shape), onp.empty((K, z.shape[0], z.shape[2]))
     for k in range(K):
         zs[k] = z
-        H[k] = onp.tanh(onp.matmul(z, B[k][:, :, None])[..., 0] + C[k][:, None])  # tanh(b^T z + c), (n, S)
-        z = z + H[k][..., None] * A[k][:, None, :]
+        H[k] = onp.tanh(onp.matmul(B[k][:, None, :], z)[:, 0, :] + C[k][:, None])  # tanh(b^T z + c), (n, S)
+        z = z + A[k][:, :, None] * H[k][:, None, :]
     u = onp.sum(A * B, axis=-1)[..., None]  # a_k^T b_k, (K, n, 1)
     log_det = onp.sum(onp.log1p((1.0 - H * H) * u), axis=0)
-    return onp.concatenate([z, log_det[..., None]], axis=-1), zs, H, u
+    return onp.concatenate([z, log_det[:, None, :]], axis=1), zs, H, u
 
 
 _LAST_TRACE = threading.local()
@@ -673,7 +695,7 @@ _LAST_TRACE = threading.local()
 
 @primitive
 def _planar_chain_fused(A, B, C, z):
-    """The planar chain as one autograd primitive: ``[z_K, sum_k log_det_k]``, shape ``(n, S, d + 1)``.
+    """The planar chain as one autograd primitive: ``[z_K, sum_k log_det_k]``, shape ``(n, d + 1, S)``.
 
     Layer k:  s = b_k^T z + c_k,  h = tanh(s),  z <- z + h a_k,  log_det_k = log(1 + (1 - h^2) a_k^T b_k).
     Shapes as ``_planar_chain_trace``. Call it through ``_planar_chain``.
@@ -683,8 +705,21 @@ def _planar_chain_fused(A, B, C, z):
     return out
 
 
+def _planar_chain_values(A, B, C, z):
+    """The forward pass alone, keeping nothing (no gradient wanted); shapes as ``_planar_chain_trace``."""
+    log_det = onp.zeros((z.shape[0], z.shape[2]))
+    for k in range(A.shape[0]):
+        h = onp.tanh(onp.matmul(B[k][:, None, :], z)[:, 0, :] + C[k][:, None])
+        log_det += onp.log1p((1.0 - h * h) * onp.sum(A[k] * B[k], axis=-1)[:, None])
+        z = z + A[k][:, :, None] * h[:, None, :]
+    return onp.concatenate([z, log_det[:, None, :]], axis=1)
+
+
 def _planar_chain(A, B, C, z):
-    """``_planar_chain_fused``, then drop its trace (the backward pass, if any, has taken it)."""
+    """``_planar_chain_fused``, then drop its trace (the backward pass, if any, has taken it); without
+    autograd boxes, the forward pass alone."""
+    if all(getval(v) is v for v in (A, B, C, z)):
+        return _planar_chain_values(A, B, C, z)
     try:
         return _planar_chain_fused(A, B, C, z)
     finally:
@@ -705,15 +740,15 @@ def _planar_chain_vjp(argnums, out, args, kwargs):
     psi = 1.0 - H * H
 
     def vjp(g):
-        g_z, g_l = g[..., :-1], g[..., -1]
+        g_z, g_l = g[:, :-1, :], g[:, -1, :]
         W = g_l * psi / (1.0 + psi * u)  # (K, n, S), every layer at once
         T = 2.0 * H * u * W
         dA, dB, DS = onp.empty_like(A), onp.empty_like(B), onp.empty_like(H)
         for k in range(A.shape[0] - 1, -1, -1):
-            DS[k] = onp.matmul(g_z, A[k][:, :, None])[..., 0] * psi[k] - T[k]
-            dA[k] = onp.matmul(H[k][:, None, :], g_z)[:, 0, :]
-            dB[k] = onp.matmul(DS[k][:, None, :], zs[k])[:, 0, :]
-            g_z = g_z + DS[k][..., None] * B[k][:, None, :]
+            DS[k] = onp.matmul(A[k][:, None, :], g_z)[:, 0, :] * psi[k] - T[k]
+            dA[k] = onp.matmul(g_z, H[k][:, :, None])[..., 0]
+            dB[k] = onp.matmul(zs[k], DS[k][:, :, None])[..., 0]
+            g_z = g_z + B[k][:, :, None] * DS[k][:, None, :]
         W_sum = W.sum(axis=-1)[..., None]  # (K, n, 1)
         grads = (dA + W_sum * B, dB + W_sum * A, DS.sum(axis=-1), g_z)
         return tuple(grads[i] for i in argnums)
@@ -800,10 +835,10 @@ def planar_posterior(base, layers, constrain=True, active=None, fused=True):
         def forward(rows):
             rows = as_points(rows, "z", d=d)
             if n is None:  # shared layers: one "datum" holding every row
-                out = _planar_chain(A_used[:, None, :], B_used[:, None, :], C_used[:, None], rows[None])[0]
-                return out[:, :-1], out[:, -1]
-            z = np.transpose(np.reshape(rows, (-1, n, d)), (1, 0, 2))  # rows s n + i -> (n, S, d)
-            out = np.reshape(np.transpose(_planar_chain(A_used, B_used, C_used, z), (1, 0, 2)), (-1, d + 1))
+                out = _planar_chain(A_used[:, None, :], B_used[:, None, :], C_used[:, None], np.transpose(rows)[None])[0]
+                return np.transpose(out[:-1]), out[-1]
+            z = np.transpose(np.reshape(rows, (-1, n, d)), (1, 2, 0))  # rows s n + i -> (n, d, S)
+            out = np.reshape(np.transpose(_planar_chain(A_used, B_used, C_used, z), (2, 0, 1)), (-1, d + 1))
             return out[:, :-1], out[:, -1]
     elif n is None:
         forward = partial(chain_forward, [partial(planar_forward, layer(k)) for k in range(K)])
@@ -1415,19 +1450,19 @@ class PlanarFits(NamedTuple):
 
 
 def fit_planar_vi(log_joint, x, d, depths, n_steps, rng, n_samples=128, lr=0.05, lr_final=1e-3, n_starts=4,
-                  fused=True):
+                  mean_field_steps=None, fused=True):
     """Unamortised VI by planar flows of several depths at once: each (datum, depth) its own q  [lecture: Variational auto-encoders; planar flow]
 
         max over (mu, sigma, a, b, c) of  sum_{i, j} ELBO(q_ij; x_i),
         q_ij = planar flow of depth K_j on N(mu_ij, diag(sigma_ij^2))   (K_j = 0: the mean field)
 
-    Two stages, each one call of ``fit_elbo`` with ``n_steps`` Adam steps:
+    Two stages, each one call of ``fit_elbo``:
 
-    1. the mean field, from ``n_starts`` random starts ``N(mu, I)``, ``mu ~ N(0, I)``, per
+    1. the mean field (``mean_field_steps`` Adam steps), from ``n_starts`` random starts ``N(mu, I)``, ``mu ~ N(0, I)``, per
        datum (reverse KL is mode-seeking: a start on a symmetry axis of the target can stay
        on the saddle between two modes); the start with the largest ELBO (by ``elbo`` with
        ``8 n_samples`` samples) is kept for each datum;
-    2. every depth ``K_j > 0`` starts from that mean field with its layers near the identity
+    2. every depth ``K_j > 0`` (``n_steps`` Adam steps) starts from that mean field with its layers near the identity
        (``planar_layers_init``), so that a deeper flow starts where the shallower ones do
        and can only add to the mean field.
 
@@ -1443,10 +1478,11 @@ def fit_planar_vi(log_joint, x, d, depths, n_steps, rng, n_samples=128, lr=0.05,
         x: the data, shape ``(n_x, D)``; each datum gets its own posteriors.
         d: the dimension of the latent ``z``.
         depths: the depths ``K_j >= 0`` to fit, e.g. ``(0, 2, 8, 32)``.
-        n_steps: Adam steps of each stage.
+        n_steps: Adam steps of the flows' stage.
         rng: ``numpy.random.Generator``; draws the starts, the layers and the samples.
         n_samples, lr, lr_final: as for ``fit_elbo``.
         n_starts: random starts of the mean field, ``>= 1``.
+        mean_field_steps: Adam steps of the mean-field stage (default ``n_steps``).
         fused: as for ``planar_posterior``.
 
     Returns:
@@ -1461,6 +1497,7 @@ def fit_planar_vi(log_joint, x, d, depths, n_steps, rng, n_samples=128, lr=0.05,
     n_steps = check_positive_int(n_steps, "n_steps")
     n_samples = check_positive_int(n_samples, "n_samples", minimum=2)
     n_starts = check_positive_int(n_starts, "n_starts")
+    mean_field_steps = n_steps if mean_field_steps is None else check_positive_int(mean_field_steps, "mean_field_steps")
     fused = _check_bool(fused, "fused")
     rng = check_rng(rng)
     n_x, n_depths, K = x.shape[0], depths.size, max(int(depths.max()), 1)
@@ -1469,7 +1506,8 @@ def fit_planar_vi(log_joint, x, d, depths, n_steps, rng, n_samples=128, lr=0.05,
     x_starts = onp.repeat(x, n_starts, axis=0)
     mu0 = rng.standard_normal((n_x * n_starts, d))
     mf, _ = fit_elbo(lambda p: (log_joint, MeanFieldGaussian(p["mu"], p["log_sigma"])),
-                     {"mu": mu0, "log_sigma": onp.zeros_like(mu0)}, x_starts, n_steps, n_samples, lr, lr_final, rng=rng)
+                     {"mu": mu0, "log_sigma": onp.zeros_like(mu0)}, x_starts, mean_field_steps, n_samples, lr, lr_final,
+                     rng=rng)
     scores = elbo(log_joint, MeanFieldGaussian(mf["mu"], mf["log_sigma"]), x_starts, 8 * n_samples, rng).value
     best = onp.arange(n_x) * n_starts + onp.argmax(onp.reshape(scores, (n_x, n_starts)), axis=1)
 

@@ -10,7 +10,7 @@ import re
 import autograd.numpy as anp
 import numpy as np
 import pytest
-from autograd import grad
+from autograd import grad, value_and_grad
 from autograd.test_util import check_grads
 from autograd.tracer import getval
 from hypothesis import given, settings, strategies as st
@@ -415,7 +415,8 @@ def test_fused_planar_chain_equals_the_readable_layers(seed):
             z, log_q = sample(params, fused)
             return anp.sum(anp.sin(z)) + anp.sum(log_q**2)
 
-        gf, gr = grad(loss)(params, True), grad(loss)(params, False)
+        (vf, gf), (vr, gr) = value_and_grad(loss)(params, True), value_and_grad(loss)(params, False)
+        assert vf == pytest.approx(vr, rel=1e-12)  # the values of the differentiated (traced) pass too
         for key in params:
             np.testing.assert_allclose(gf[key], gr[key], rtol=1e-9, atol=1e-10, err_msg=key)
 
@@ -425,7 +426,7 @@ def test_fused_planar_chain_gradient_passes_check_grads(rng):
     from reference.variational import _planar_constrain_stacked
 
     A, B, C = _planar_constrain_stacked(*(np.moveaxis(layers[k], 1, 0) for k in "abc"))
-    check_grads(lambda A, B, C, z: _planar_chain(A, B, C, z), modes=["rev"], order=1)(A, B, C, rng.normal(size=(2, 5, 2)))
+    check_grads(lambda A, B, C, z: _planar_chain(A, B, C, z), modes=["rev"], order=1)(A, B, C, rng.normal(size=(2, 2, 5)))
 
 
 # -- the 2-D energies --------------------------------------------------------------------------------
