@@ -44,8 +44,8 @@ which maximises the ELBO by Adam.
 
 import numbers
 import threading
+from collections import namedtuple
 from functools import partial
-from typing import NamedTuple
 
 import autograd.numpy as np
 import numpy as onp
@@ -56,8 +56,9 @@ from autograd.tracer import getval
 
 from ._validate import _describe, as_points, check_callable, check_finite_number, check_positive_int, check_rng
 from .flows.chain import chain_forward, chain_inverse, realnvp_forward, realnvp_inverse
+from .flows.coupling import check_permutation
 from .flows.planar import PLANAR_MARGIN, planar_constrain, planar_forward, planar_inverse
-from .nn import mlp_apply, mlp_init
+from .nn import ACTIVATIONS, mlp_apply, mlp_init
 from .train import FlatAdam, flatten_params, minibatch_indices
 
 __all__ = [
@@ -184,16 +185,28 @@ def _check_bool(value, name):
 # --------------------------------------------------------------------------------------
 
 
-class ELBO(NamedTuple):
+class ELBO(namedtuple("ELBO", ["value", "stderr"])):
     """A Monte Carlo ELBO per datum and its standard error  [lecture: Variational auto-encoders]
+
+    A named pair: ``value, stderr = elbo(...)`` unpacks it.
 
     Attributes:
         value: the estimate, shape ``(n,)`` (an autograd box while ``phi`` is differentiated).
-        stderr: its standard error, shape ``(n,)``, a plain array (never differentiated).
+        stderr: its standard error, shape ``(n,)``, a plain array (never differentiated), ``>= 0``.
     """
 
-    value: object
-    stderr: onp.ndarray
+    __slots__ = ()
+
+    def __new__(cls, value, stderr):
+        v = onp.asarray(getval(value))
+        se = onp.asarray(stderr)
+        if v.dtype.kind not in "iuf" or se.dtype.kind not in "iuf":
+            raise TypeError(f"value and stderr must be real arrays, got dtypes {v.dtype} and {se.dtype}")
+        if v.ndim != 1 or se.shape != v.shape:
+            raise ValueError(f"value and stderr must have one shape (n,), got {v.shape} and {se.shape}")
+        if not (onp.all(onp.isfinite(v)) and onp.all(onp.isfinite(se)) and onp.all(se >= 0)):
+            raise ValueError("value must be finite and stderr finite and >= 0")
+        return super().__new__(cls, value, se.astype(onp.float64, copy=False))
 
 
 def _draw(q, x, n_samples, rng):
@@ -235,6 +248,8 @@ def _log_joint_of(log_joint, x, z):
     if onp.shape(raw) != (S * n,):
         raise ValueError(f"log_joint(x, z) must return shape ({S * n},) (one value per row of z, "
                          f"z of shape ({S * n}, {d})), got shape {onp.shape(raw)}")
+    if onp.asarray(raw).dtype.kind not in "iuf":
+        raise TypeError(f"log_joint(x, z) must return real numbers, got dtype {onp.asarray(raw).dtype}")
     bad = ~onp.isfinite(onp.asarray(raw, dtype=float))
     if onp.any(bad):
         raise ValueError(f"log_joint(x, z) returned {int(onp.sum(bad))} non-finite value(s) (NaN or inf): "
@@ -498,8 +513,11 @@ class MeanFieldEncoder:
         d_out = np.shape(raw[-1][0])[1]
         if d_out % 2:
             raise ValueError(f"the encoder's last layer must have 2 d outputs (mu and log sigma), got {d_out}")
-        if not (isinstance(activation, str) or callable(activation)):
-            raise TypeError(f"activation must be a name or a callable, got {activation!r}")
+        if isinstance(activation, str):
+            if activation not in ACTIVATIONS:
+                raise ValueError(f"activation must be one of {list(ACTIVATIONS)} or a callable, got {activation!r}")
+        elif not callable(activation):
+            raise TypeError(f"activation must be a name in {list(ACTIVATIONS)} or a callable, got {activation!r}")
         self.params, self.activation = params, activation
         self.dim, self.d_x = d_out // 2, np.shape(raw[0][0])[0]
 
@@ -575,9 +593,10 @@ class FlowPosterior:
         if np.shape(y) != (m * n, d) or np.shape(log_det) != (m * n,):
             raise ValueError(f"{name}(z) must return shapes ({m * n}, {d}) and ({m * n},), got "
                              f"{np.shape(y)} and {np.shape(log_det)}")
-        bad = ~onp.isfinite(onp.asarray(getval(log_det), dtype=float))
-        if onp.any(bad):
-            raise ValueError(f"{name}(z) returned {int(bad.sum())} non-finite log-determinant(s)")
+        for value, what in ((y, "point"), (log_det, "log-determinant")):
+            bad = ~onp.isfinite(onp.asarray(getval(value), dtype=float))
+            if onp.any(bad):
+                raise ValueError(f"{name}(z) returned {int(bad.sum())} non-finite {what}(s) (NaN or inf)")
         return np.reshape(y, (m, n, d)), np.reshape(log_det, (m, n))
 
     def sample(self, x, n_samples, rng):
@@ -926,6 +945,10 @@ def realnvp_posterior(base, params, perms=None):
     d = onp.shape(first["s"][0][0])[0] + onp.shape(first["s"][-1][0])[1]
     if hasattr(base, "dim") and d != base.dim:
         raise ValueError(f"the couplings act on d = {d} but the base has d = {base.dim}")
+    if perms is not None:
+        if not isinstance(perms, (list, tuple)) or len(perms) != len(raw):
+            raise ValueError(f"perms must hold one permutation per coupling layer ({len(raw)}), got {perms!r}")
+        perms = [check_permutation(p, d, f"perms[{k}]") for k, p in enumerate(perms)]
     return FlowPosterior(base, partial(realnvp_forward, params, perms=perms), partial(realnvp_inverse, params, perms=perms))
 
 
@@ -1400,9 +1423,15 @@ def fit_elbo(model, params, x, n_steps, n_samples=8, lr=1e-2, lr_final=None, bat
         if x is None:
             raise ValueError("batch_size needs data x; with x = None there is one target and no batch")
         batches = minibatch_indices(x.shape[0], n_steps, batch_size, rng)
-    theta, unflatten = flatten_params(params)
+    try:
+        theta, unflatten = flatten_params(params)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"params must be a pytree (dicts, lists, tuples) of real arrays, got {_describe(params)}") from err
     if theta.size == 0 or not onp.all(onp.isfinite(theta)):
         raise ValueError("params must hold at least one number and only finite ones")
+    built = model(params)
+    if not isinstance(built, tuple) or len(built) != 2 or not callable(built[0]):
+        raise TypeError(f"model(params) must return a pair (log_joint, q), got {type(built).__name__}")
     elbos = onp.zeros(n_steps)
 
     def loss(theta, x_batch):
@@ -1425,7 +1454,7 @@ def fit_elbo(model, params, x, n_steps, n_samples=8, lr=1e-2, lr_final=None, bat
     return unflatten(adam.theta.copy()), elbos
 
 
-class PlanarFits(NamedTuple):
+class PlanarFits(namedtuple("PlanarFits", ["q", "x", "depths", "params", "params0", "build", "elbos"])):
     """Planar-flow posteriors of several depths fitted at once (``fit_planar_vi``)  [lecture: Variational auto-encoders; planar flow]
 
     Attributes:
@@ -1440,13 +1469,23 @@ class PlanarFits(NamedTuple):
         elbos: the mean ELBO of every step of the flows' stage, shape ``(n_steps,)``.
     """
 
-    q: object
-    x: onp.ndarray
-    depths: onp.ndarray
-    params: dict
-    params0: dict
-    build: object
-    elbos: onp.ndarray
+    __slots__ = ()
+
+    def __new__(cls, q, x, depths, params, params0, build, elbos):
+        if not isinstance(q, FlowPosterior):
+            raise TypeError(f"q must be a FlowPosterior, got {_describe(q)}")
+        x = as_points(x, "x")
+        depths = onp.asarray(depths)
+        if depths.dtype.kind not in "iu" or depths.shape != (x.shape[0],) or onp.any(depths < 0):
+            raise ValueError(f"depths must hold one integer >= 0 per row of x ({x.shape[0]}), got {depths!r}")
+        for name, p in (("params", params), ("params0", params0)):
+            if not isinstance(p, dict) or set(p) != {"mu", "log_sigma", "a", "b", "c"}:
+                raise TypeError(f"{name} must be a dict with keys mu, log_sigma, a, b, c")
+        check_callable(build, "build")
+        elbos = onp.asarray(elbos, dtype=onp.float64)
+        if elbos.ndim != 1:
+            raise ValueError(f"elbos must have shape (n_steps,), got {elbos.shape}")
+        return super().__new__(cls, q, x, depths, params, params0, build, elbos)
 
 
 def fit_planar_vi(log_joint, x, d, depths, n_steps, rng, n_samples=128, lr=0.05, lr_final=1e-3, n_starts=4,
