@@ -64,8 +64,8 @@ def _gaps(log_joint, q, x, log_evidence, n_rows, seed, quick):
 
 @lru_cache(maxsize=1)
 def log_normalisers():
-    """``log Z`` of each energy by quadrature on 351 points per side (converged: equal to 701 points to 1e-9), ``(4,)``."""
-    return onp.array([energy_log_normaliser(name, 351) for name in ENERGIES])
+    """``log Z`` of each energy by quadrature (``energy_log_normaliser``), shape ``(4,)``."""
+    return onp.array([energy_log_normaliser(name) for name in ENERGIES])
 
 
 @lru_cache(maxsize=2)

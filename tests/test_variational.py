@@ -102,7 +102,7 @@ def gaussian_qs(model, x, rng):
 
 
 @given(seeds)
-@settings(max_examples=10)
+@settings(max_examples=6)
 def test_elbo_is_below_log_evidence_for_every_posterior(seed):
     model, x, rng = random_ppca(seed)
     log_p = model.log_marginal(x)
@@ -246,8 +246,8 @@ def test_reparameterised_gradient_of_a_full_covariance_q(rng):
 # -- the best mean field --------------------------------------------------------------------------
 
 
-@given(st.integers(1, 4).flatmap(lambda d: well_conditioned_matrices(d)))
-@settings(max_examples=10)
+@given(st.integers(1, 3).flatmap(lambda d: well_conditioned_matrices(d)))
+@settings(max_examples=6)
 def test_mean_field_optimum_is_found_by_numerical_optimisation(A):
     d = A.shape[0]
     S, m = A @ A.T, np.linspace(-1.0, 1.0, d)
@@ -275,11 +275,11 @@ def test_the_elbo_optimum_over_mean_fields_has_the_closed_form_gap():
     x, _ = model.sample(1, np.random.default_rng(11))
     log_p, S = model.log_marginal(x)[0], model.posterior_covariance()
 
-    def negative_elbo(theta):  # the same 20000 eps at every call: a deterministic objective
-        return -elbo(model.log_joint, MeanFieldGaussian(theta[:2], theta[2:]), x, 20000, np.random.default_rng(1)).value[0]
+    def negative_elbo(theta):  # the same 10000 eps at every call: a deterministic objective
+        return -elbo(model.log_joint, MeanFieldGaussian(theta[:2], theta[2:]), x, 10000, np.random.default_rng(1)).value[0]
 
     res = minimize(negative_elbo, np.zeros(4), jac=grad(negative_elbo), method="L-BFGS-B")
-    e = elbo(model.log_joint, MeanFieldGaussian(res.x[:2], res.x[2:]), x, 20000, np.random.default_rng(2))
+    e = elbo(model.log_joint, MeanFieldGaussian(res.x[:2], res.x[2:]), x, 10000, np.random.default_rng(2))
     gap, se = log_p - e.value[0], e.stderr[0]
     assert abs(gap - mean_field_gap(S)) <= K_SE * se
     # negative control: the moment-matched mean field's KL is not the gap
@@ -328,7 +328,7 @@ def halved_output(params):
 
 
 def test_a_flow_posterior_log_q_integrates_to_one():
-    # spacing 0.08 against widths of at least 0.3 (base 0.6, planar tanh(b^T z) with |b| ~ 1/0.6):
+    # spacing 0.1 against widths of at least 0.3 (base 0.6, planar tanh(b^T z) with |b| ~ 1/0.6):
     # the trapezoid rule is then exact to about 1e-8, and the mass beyond [-8, 8]^2 below 1e-12
     rng = np.random.default_rng(4)
     base = MeanFieldGaussian(np.array([0.3, -0.2]), np.log([0.8, 0.6]))
@@ -337,12 +337,9 @@ def test_a_flow_posterior_log_q_integrates_to_one():
         "RealNVP": realnvp_posterior(base, halved_output(realnvp_init(2, 4, (8,), rng))),
     }
     for name, q in flows.items():
-        assert grid_integral(lambda z: q.log_prob(None, z)) == pytest.approx(1.0, abs=1e-6), name
-
-        def without_log_det(z):  # negative control: log q0(T^{-1}(z)) alone
-            z0, _ = q.inverse(z)
-            return base.log_prob(None, z0)
-        assert abs(grid_integral(without_log_det) - 1.0) > 0.05, name
+        assert grid_integral(lambda z: q.log_prob(None, z), n=161) == pytest.approx(1.0, abs=1e-6), name
+        # negative control: log q0(T^{-1}(z)) alone, without the log-det
+        assert abs(grid_integral(lambda z: base.log_prob(None, q.inverse(z)[0]), n=161) - 1.0) > 0.05, name
 
 
 def test_a_flow_per_datum_is_the_shared_flow_with_that_datums_layers():
@@ -458,8 +455,8 @@ def test_fused_energy_gradient_is_autograds(rng):
 
 
 def test_log_normaliser_converges_and_matches_a_finer_grid():
-    for name in ENERGIES:  # the default 701 points per side against half as many: already converged there
-        assert energy_log_normaliser(name) == pytest.approx(energy_log_normaliser(name, 351), abs=1e-9)
+    for name in ENERGIES:  # the default 351 points per side against 251: already converged there
+        assert energy_log_normaliser(name) == pytest.approx(energy_log_normaliser(name, 251), abs=1e-9)
     # negative control: a grid of spacing 1 (wider than the widths 0.35-0.6 of the energies) misses
     assert all(abs(energy_log_normaliser(name, 15) - energy_log_normaliser(name)) > 0.05 for name in ENERGIES)
 
