@@ -17,7 +17,7 @@ from hypothesis import given, settings, strategies as st
 from scipy import stats
 from scipy.optimize import minimize
 
-from reference.flows.chain import chain_forward, realnvp_init, realnvp_forward
+from reference.flows.chain import realnvp_forward, realnvp_init
 from reference.flows.coupling import SCALE_BOUND, coupling_init
 from reference.variational import (
     ELBO,
