@@ -18,7 +18,7 @@ MODULES = [
     "reference.distributions", "reference.autodiff", "reference.change_of_variables", "reference.flows.planar",
     "reference.flows.coupling", "reference.flows.chain", "reference.nn", "reference.ode", "reference.cnf",
     "reference.bridge", "reference.continuity", "reference.paths", "reference.marginal", "reference.oracles",
-    "reference.losses", "reference.train", "reference.ot", "reference.metrics",
+    "reference.losses", "reference.train", "reference.ot", "reference.metrics", "reference.variational",
 ]
 
 EQUATIONS = {"1", "2", "3", "4", "5", "9", "10", "11"}  # the lecture numbers these (and no others)
@@ -26,7 +26,7 @@ SECTIONS = [
     "Generative Modeling", "Normalizing Flows", "NF", "RealNVP", "Continuous Normalizing Flows", "CNF",
     "The Continuity Equation", "CNF Pros", "Flow Matching", "Modeling Choices", "Linear Interpolation",
     "Conical Gaussian Paths", "From Conditional to Unconditional Velocity", "Learning with Conditional Velocity Fields",
-    "Flow Matching In Practice", "summary table", "planar flow",
+    "Flow Matching In Practice", "summary table", "planar flow", "Variational auto-encoders",
 ]
 
 
@@ -64,8 +64,9 @@ def test_the_lecture_is_where_the_tags_point():
     text = LECTURE.read_text()
     for n in EQUATIONS:
         assert f"({n})" in text, n
-    for title in ("Generative Modeling", "Normalizing Flows", "RealNVP", "Continuous Normalizing Flows",
-                  "The Continuity Equation", "Modeling Choices", "Theorem 1", "Theorem 2", "Flow Matching In Practice"):
+    for title in ("Variational auto-encoders", "Generative Modeling", "Normalizing Flows", "RealNVP",
+                  "Continuous Normalizing Flows", "The Continuity Equation", "Modeling Choices", "Theorem 1",
+                  "Theorem 2", "Flow Matching In Practice"):
         assert title.lower() in text.lower(), title
 
 
