@@ -9,7 +9,8 @@ what else the session imported), so the shares are checked against stated bounds
 rather than a binomial standard error: every edge case in at most ``MAX_SHARE`` (a
 fifth) of the examples, and at least once. The negative control measures the strategy
 the autodiff tests used before (hypothesis's dimensions, arrays and floats left to
-themselves) with the same statistic and finds ``d = 1`` in bulk.
+themselves) with the same statistic and finds trivial cases (``d = 1``, a zero matrix or
+all-zero points) in bulk.
 """
 
 import numpy as np
@@ -59,10 +60,17 @@ def drawn():
     return {name: examples(strategy) for name, strategy in strategies.items()}
 
 
+def trivial_field(case):
+    """``d = 1`` (Rademacher Hutchinson is exact, a Jacobian is its trace), ``A = 0`` or all points at 0."""
+    d, A, _, x, _ = case
+    return d == 1 or not np.any(A) or not np.any(x)
+
+
 def test_autodiff_fields_are_mostly_nontrivial(drawn):
     cases = drawn["fields"]
     assert_an_edge_case(cases, lambda c: c[0] == 1, "d = 1")
     assert_an_edge_case(cases, lambda c: not np.any(c[1]) and c[2] == 0, "zero field")
+    assert share(cases, trivial_field) <= MAX_SHARE  # all the trivial kinds together
 
 
 @st.composite
@@ -75,9 +83,10 @@ def fields_left_to_hypothesis(draw):
     return d, A, c, x, draw(st.floats(0, 1))
 
 
-def test_negative_control_fields_left_to_hypothesis_are_often_one_dimensional():
+def test_negative_control_fields_left_to_hypothesis_are_often_trivial():
+    # about half of them: d = 1, A = 0 or x = 0 (measured 0.43 to 0.53 as the session's imports vary)
     cases = examples(fields_left_to_hypothesis())
-    assert share(cases, lambda c: c[0] == 1) > MAX_SHARE
+    assert share(cases, trivial_field) > MAX_SHARE
 
 
 def test_dimensions_points_and_matrices_are_mostly_nontrivial(drawn):
@@ -91,8 +100,8 @@ def test_paths_and_layers_are_mostly_nontrivial(drawn):
     cases = drawn["path_cases"]
     assert_an_edge_case(cases, lambda c: c[1].shape[1] == 1, "path_cases: d = 1")
     assert_an_edge_case(cases, lambda c: c[1].shape[0] == 1, "path_cases: n = 1")
-    for kind in PATHS:  # each path in at least half its fair share (before: the conical path in 1 of 20)
-        assert share(cases, lambda c: type(c[0]).__name__ == kind) >= 0.5 / len(PATHS), kind
+    for kind in PATHS:  # built to be a quarter each; none starved (before: the conical path in 1 of 200 gaussian_paths)
+        assert share(cases, lambda c: type(c[0]).__name__ == kind) >= 0.05, kind
 
     def parallel(p):
         a, b = p["a"], p["b"]
