@@ -649,6 +649,9 @@ def _check_one(directory, fx, entry):
     except Exception as err:  # a tampered input can make the formula raise: say so, with the fixture's name
         return rows + [problem(f"recomputing from the stored inputs raised {type(err).__name__}: {err}")]
     for key, want in stored.items():
+        if key not in recomputed:
+            rows.append(problem(f"the reference computes no output {key} from the stored inputs"))
+            continue
         r = _ratio(recomputed[key], want, fx.rtol, fx.atol)
         rows.append(CheckRow(fx.name, key, r, r <= 1.0,
                              "" if r <= 1.0 else f"fixture {fx.name}: output {key} differs from the reference by "
