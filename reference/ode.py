@@ -408,6 +408,50 @@ def initial_step(u, x0, t0, t1, rtol, atol, order, f0=None):
     return min(100 * h0, h1, span), n_fev
 
 
+_STABILITY_EDGE = 3.3
+"""Where Dormand-Prince's stability region meets the negative real axis: ``|h lambda|`` about 3.3."""
+
+_STIFF_WINDOW = 20  # accepted steps that the stiffness diagnosis looks back over
+
+
+def _stiffness_estimate(ks, h, tableau):
+    """``|h| rho``, the step times an estimate of the Jacobian's largest eigenvalue in modulus (worst point).
+
+    The last two stages of Dormand-Prince are evaluated at the same time ``t + h``, so
+    ``rho = |k_7 - k_6| / |x_7 - x_6|`` (with ``x_7 - x_6 = h sum_j (a_7j - a_6j) k_j``)
+    is a difference quotient of the field along one direction (Hairer and Wanner,
+    Solving ODEs II, IV.2). A step limited by stability rather than accuracy has
+    ``|h| rho`` near ``_STABILITY_EDGE``; an accurate step of a non-stiff problem,
+    far below it.
+    """
+    k = [onp.asarray(getval(k_i)) for k_i in ks]
+    dx = h * _combine(tuple(a7 - a6 for a7, a6 in zip(tableau.a[-1], tableau.a[-2])), k)
+    num = onp.sqrt(onp.sum((k[-1] - k[-2]) ** 2, axis=1))
+    den = onp.sqrt(onp.sum(dx ** 2, axis=1))
+    with onp.errstate(divide="ignore", invalid="ignore"):
+        rho = onp.where(den > 0, num / onp.where(den > 0, den, 1.0), 0.0)
+    return abs(h) * float(onp.max(rho))
+
+
+def _out_of_steps(max_steps, t, t1, h_abs, recent):
+    """The error for ``max_steps`` reached: stiff (steps held by stability) or just too many steps."""
+    where = f"max_steps = {max_steps} steps reached at t = {t:.17g} before t1 = {t1}"
+    if len(recent) >= _STIFF_WINDOW // 2:
+        h_rho = float(onp.median([r[0] for r in recent]))
+        E = float(onp.median([r[1] for r in recent]))
+        if h_rho >= 0.5 * _STABILITY_EDGE and E >= 0.1:
+            return IntegrationError(
+                f"{where}: the problem looks stiff. The step size collapsed to |h| = {h_abs:.3g} (about "
+                f"{abs(t1 - t) / h_abs:.3g} more steps to t1) while the error estimate stayed at the tolerance "
+                f"(median E = {E:.2f} over the last {len(recent)} accepted steps): the steps sit at the edge of "
+                f"Dormand-Prince's stability region (median |h| rho = {h_rho:.2f}, the edge is about "
+                f"{_STABILITY_EDGE}; rho estimates the Jacobian's largest eigenvalue in modulus), so "
+                f"stability, not accuracy, limits them and a looser tolerance will not help. Use an implicit "
+                f"solver, for example scipy.integrate.solve_ivp with method='Radau' or 'BDF'"
+            )
+    return IntegrationError(f"{where}; raise max_steps or loosen rtol/atol")
+
+
 def integrate_adaptive(u, x0, t0=0.0, t1=1.0, rtol=1e-6, atol=1e-9, max_steps=10_000,
                        first_step=None, safety=0.9, min_factor=0.2, max_factor=10.0,
                        return_states=False):
@@ -444,8 +488,11 @@ def integrate_adaptive(u, x0, t0=0.0, t1=1.0, rtol=1e-6, atol=1e-9, max_steps=10
 
     Raises:
         ValueError: bad tolerances or options; the step size underflowed (the message
-            gives the time: the solution may blow up there); ``max_steps`` reached; the
-            state stopped being finite.
+            gives the time: the solution may blow up there); ``max_steps`` reached (the
+            message says when the problem looks stiff: the step size collapsed to the edge
+            of the stability region while the error estimate stayed at the tolerance, so
+            that only an implicit solver helps; otherwise raise ``max_steps`` or loosen
+            the tolerances); the state stopped being finite.
     """
     check_callable(u, "u")
     x = as_points(x0, "x0")
@@ -483,12 +530,10 @@ def integrate_adaptive(u, x0, t0=0.0, t1=1.0, rtol=1e-6, atol=1e-9, max_steps=10
     t = t0
     n_accepted = n_rejected = 0
     rejected_last = False
+    recent = []  # (|h| rho, E) of the last accepted steps, for the stiffness diagnosis
     while direction * (t1 - t) > 0.0:
         if n_accepted + n_rejected >= max_steps:
-            raise IntegrationError(
-                f"max_steps = {max_steps} steps reached at t = {t:.17g} before t1 = {t1}; "
-                f"raise max_steps or loosen rtol/atol"
-            )
+            raise _out_of_steps(max_steps, t, t1, h_abs, recent)
         min_step = 10.0 * abs(onp.nextafter(t, t + direction) - t)
         if h_abs < min_step:
             raise IntegrationError(
@@ -512,6 +557,7 @@ def integrate_adaptive(u, x0, t0=0.0, t1=1.0, rtol=1e-6, atol=1e-9, max_steps=10
             factor = max_factor if E == 0.0 else min(max_factor, max(min_factor, safety * E**exponent))
             if rejected_last:
                 factor = min(factor, 1.0)
+            recent = recent[1 - _STIFF_WINDOW:] + [(_stiffness_estimate(ks, h, tableau), E)]
             t, x, k1 = t_new, x_new, ks[-1]
             n_accepted += 1
             rejected_last = False

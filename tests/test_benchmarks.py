@@ -1,8 +1,9 @@
 """``benchmarks``: the commands run end to end in quick mode, and the scale figure's slopes are power-law exponents.
 
 Nothing here asserts a timing: times depend on the machine and its load. The commands
-are checked to run and to write what they say; the slope fit is checked on exact
-power laws.
+are checked to run and to write what they say (the smoke tests, marked ``bench``: they
+leave the default run and run with ``pytest -m bench``); the slope fit is checked on
+exact power laws (in the default run).
 """
 
 import numpy as np
@@ -31,6 +32,7 @@ def test_fit_ranges_hold_the_ends_of_the_range_and_at_least_two_points(n):
     assert not upper[0] or n == 2  # negative control: the smallest point is never in the upper half
 
 
+@pytest.mark.bench
 def test_scale_quick_writes_only_its_figure(tmp_path, capsys):
     assert scale.main(["--out", str(tmp_path), "--quick"]) == 0
     png = tmp_path / "scale.png"
@@ -42,6 +44,7 @@ def test_scale_quick_writes_only_its_figure(tmp_path, capsys):
         assert measurement in table
 
 
+@pytest.mark.bench
 def test_benchmark_command_quick_marginal_prints_its_row_with_peak_memory(capsys):
     assert benchmarks_main(["--quick", "--only", "marginal", "--rounds", "3"]) == 0
     out = capsys.readouterr().out

@@ -475,6 +475,47 @@ def test_a_blow_up_stops_with_the_time_it_happened():
         integrate(lambda x, t: x**2, np.ones((1, 1)), 0.0, 3.0, n_steps=30, method="euler")
 
 
+STIFF = "the problem looks stiff"
+
+
+def _van_der_pol(mu):
+    def u(x, t):
+        return anp.stack([x[:, 1], mu * (1.0 - x[:, 0] ** 2) * x[:, 1] - x[:, 0]], axis=1)
+    return u
+
+
+@pytest.mark.parametrize("problem", ["linear, eigenvalues -1 and -1e6", "Van der Pol, mu = 1000"])
+def test_a_stiff_problem_that_runs_out_of_steps_is_called_stiff(problem):
+    # the slow solution is smooth, yet an explicit method's step is held at |h lambda_max| ~ 3.3
+    if problem.startswith("linear"):
+        A = np.diag([-1.0, -1e6])
+        u, x0, t1 = (lambda x, t: x @ A.T), np.ones((1, 2)), 1.0
+    else:
+        u, x0, t1 = _van_der_pol(1000.0), np.array([[2.0, 0.0]]), 3000.0
+    for rtol, atol in ((1e-6, 1e-9), (1e-3, 1e-6)):  # a looser tolerance changes nothing: stability holds h
+        with pytest.raises(IntegrationError) as caught:
+            integrate_adaptive(u, x0, 0.0, t1, rtol=rtol, atol=atol, max_steps=150)
+        message = str(caught.value)
+        assert "max_steps = 150 steps reached" in message and STIFF in message
+        assert "implicit solver" in message and "loosen rtol/atol" not in message
+
+
+@pytest.mark.parametrize("problem", ["oscillator at rtol 1e-10", "x' = x^2 with max_steps = 5"])
+def test_negative_control_a_non_stiff_problem_that_runs_out_of_steps_is_told_to_take_more(problem):
+    # accuracy, not stability, limits these steps (|h| rho far below the edge of the stability region)
+    if problem.startswith("oscillator"):
+        W = 50.0 * np.array([[0.0, 1.0], [-1.0, 0.0]])
+        call = dict(u=lambda x, t: x @ W.T, x0=np.array([[1.0, 0.0]]), t0=0.0, t1=100.0, rtol=1e-10, atol=1e-12,
+                    max_steps=150)
+    else:
+        call = dict(u=lambda x, t: x**2, x0=np.ones((1, 1)), t0=0.0, t1=0.99, max_steps=5)
+    with pytest.raises(IntegrationError) as caught:
+        integrate_adaptive(**call)
+    message = str(caught.value)
+    assert "steps reached" in message and "raise max_steps or loosen rtol/atol" in message
+    assert STIFF not in message
+
+
 def _bad_field(x, t):
     return anp.where(t > 0.5, anp.inf, 1.0) * x
 

@@ -142,7 +142,7 @@ def check_golden_fixtures_reproduce(quick):
     from reference.fixtures import verify_fixtures
 
     rows = verify_fixtures(GOLDEN)
-    worst = max(ratio for _, _, ratio, _ in rows)
+    worst = max(r.ratio for r in rows)
     return Claim("all sections (golden fixtures)", "the reference reproduces every committed fixture",
                  "max over outputs of |recomputed - stored| / (atol + rtol |stored|)", worst, 1.0,
                  note=f"{len(rows)} outputs of {len({r[0] for r in rows})} formulas in tests/golden")
