@@ -1,6 +1,6 @@
 """Benchmarks: the project's code against PyTorch and a hand-written NumPy floor, side by side.
 
-    python -m benchmarks [--rounds R] [--only WORKLOAD ...] [--quick]
+    python -m benchmarks [--rounds R] [--only WORKLOAD ...] [--quick] [--contention]
 
 Workloads (the lecture's: velocity MLP [x, t] 3 -> 64 -> 64 -> 64 -> 2 with SiLU, linear
 path with sigma = 0, 8 gaussians):
@@ -16,10 +16,16 @@ path with sigma = 0, 8 gaussians):
 Variants of a workload run alternately, round after round, in this one process; the
 table gives medians over rounds, their spread, and ratios to the PyTorch baseline and to
 the NumPy floor. PyTorch rows need the ``interop`` extra; without it they are left out
-and the table says so.
+and the table says so. The first line says where the run happened: CPU model, cores,
+load, Python, NumPy, and every BLAS library with its kernel and thread count.
+
+``--contention`` times every round twice, idle and with one CPU-bound process competing
+for the cores (classroom machines are shared), and adds the contended median and the
+slowdown (contended / idle) of every variant.
 """
 
 import argparse
+import contextlib
 import datetime
 import json
 import subprocess
@@ -36,7 +42,7 @@ from reference.paths import ConicalGaussianPath, LinearInterpolationPath
 from reference.train import cfm_step
 
 from .floor import floor_loglik, floor_sample, floor_train_step_factory
-from .harness import Result, format_results, machine_description, peak_memory_mb, run_workload
+from .harness import Competitor, Result, format_results, machine_description, peak_memory_mb, run_workload
 
 try:
     import torch
@@ -62,7 +68,7 @@ def setup(seed=0):
     return data, params, theta, sizes
 
 
-def bench_train_step(rounds, number):
+def bench_train_step(rounds, number, competitor=None):
     data, params, theta, sizes = setup()
     path = LinearInterpolationPath()
     variants = {
@@ -74,10 +80,10 @@ def bench_train_step(rounds, number):
     if torch is not None:
         variants["torch f32"] = torch_train_step_factory(theta, sizes, data, 256, torch.float32)
         variants["torch f64"] = torch_train_step_factory(theta, sizes, data, 256, torch.float64)
-    return run_workload("train_step", variants, rounds, number=number, warmup=20)
+    return run_workload("train_step", variants, rounds, number=number, warmup=20, competitor=competitor)
 
 
-def bench_sample(method, rounds, n=10_000, n_steps=100):
+def bench_sample(method, rounds, n=10_000, n_steps=100, competitor=None):
     _, params, theta, sizes = setup()
     x0 = np.random.default_rng(2).standard_normal((n, 2))
     u_fast = VelocityNetwork(params)
@@ -90,10 +96,10 @@ def bench_sample(method, rounds, n=10_000, n_steps=100):
     if torch is not None:
         variants["torch f64"] = lambda: torch_sample(theta, sizes, x0, n_steps, method, torch.float64)
         variants["torch f32"] = lambda: torch_sample(theta, sizes, x0, n_steps, method, torch.float32)
-    return run_workload(f"sample_{method}", variants, rounds, number=1, warmup=1)
+    return run_workload(f"sample_{method}", variants, rounds, number=1, warmup=1, competitor=competitor)
 
 
-def bench_loglik(rounds, n=1000, n_steps=100):
+def bench_loglik(rounds, n=1000, n_steps=100, competitor=None):
     _, params, theta, sizes = setup()
     x = np.random.default_rng(3).standard_normal((n, 2))
     u_fast = VelocityNetwork(params)
@@ -105,16 +111,16 @@ def bench_loglik(rounds, n=1000, n_steps=100):
     }
     if torch is not None:
         variants["flow_matching f64"] = lambda: flow_matching_loglik(theta, sizes, x, n_steps, torch.float64)
-    return run_workload("loglik", variants, rounds, number=1, warmup=1)
+    return run_workload("loglik", variants, rounds, number=1, warmup=1, competitor=competitor)
 
 
-def bench_marginal(rounds, n=10_000, m=10_000):
+def bench_marginal(rounds, n=10_000, m=10_000, competitor=None):
     rng = np.random.default_rng(4)
     x, z = rng.standard_normal((n, 2)), 2.0 * rng.standard_normal((m, 2))
     path = ConicalGaussianPath()
     t = rng.uniform(0.0, 0.95, n)
     results = run_workload("marginal", {"reference (marginal_velocity)": lambda: marginal_velocity(path, x, t, z)},
-                           rounds, number=1, warmup=1)
+                           rounds, number=1, warmup=1, competitor=competitor)
     results[0].peak_mb = peak_memory_mb(lambda: marginal_velocity(path, x, t, z))
     results[0].note = "target: < 1 s and < 500 MB"
     return results
@@ -141,7 +147,7 @@ print(json.dumps(times))
 """
 
 
-def bench_fresh_process(rounds):
+def bench_fresh_process(rounds, competitor=None):
     results = {kind: Result("fresh_process", f"train step, {kind} process") for kind in ("fresh", "warm")}
     for r in range(rounds):
         for kind in ("fresh", "warm") if r % 2 == 0 else ("warm", "fresh"):
@@ -153,13 +159,15 @@ def bench_fresh_process(rounds):
 
 
 WORKLOADS = {
-    "train_step": lambda a: bench_train_step(a.rounds, number=20 if a.quick else 100),
-    "sample_euler": lambda a: bench_sample("euler", max(3, a.rounds // 3), n=1000 if a.quick else 10_000),
-    "sample_rk4": lambda a: bench_sample("rk4", max(3, a.rounds // 3), n=1000 if a.quick else 10_000),
-    "loglik": lambda a: bench_loglik(max(3, a.rounds // 3), n=100 if a.quick else 1000),
-    "marginal": lambda a: bench_marginal(max(3, a.rounds // 3), n=1000 if a.quick else 10_000,
-                                         m=1000 if a.quick else 10_000),
-    "fresh_process": lambda a: bench_fresh_process(2 if a.quick else 4),
+    "train_step": lambda a, c: bench_train_step(a.rounds, number=20 if a.quick else 100, competitor=c),
+    "sample_euler": lambda a, c: bench_sample("euler", max(3, a.rounds // 3), n=1000 if a.quick else 10_000,
+                                              competitor=c),
+    "sample_rk4": lambda a, c: bench_sample("rk4", max(3, a.rounds // 3), n=1000 if a.quick else 10_000,
+                                            competitor=c),
+    "loglik": lambda a, c: bench_loglik(max(3, a.rounds // 3), n=100 if a.quick else 1000, competitor=c),
+    "marginal": lambda a, c: bench_marginal(max(3, a.rounds // 3), n=1000 if a.quick else 10_000,
+                                            m=1000 if a.quick else 10_000, competitor=c),
+    "fresh_process": lambda a, c: bench_fresh_process(2 if a.quick else 4),  # two processes already: no competitor
 }
 
 
@@ -168,11 +176,17 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=9, help="rounds of alternation (default 9)")
     parser.add_argument("--only", nargs="+", choices=list(WORKLOADS), help="run only these workloads")
     parser.add_argument("--quick", action="store_true", help="small sizes, to check that everything runs")
+    parser.add_argument("--contention", action="store_true",
+                        help="also time every round with one CPU-bound process competing for the cores")
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1, got {args.rounds}")
     results = []
-    for name in args.only or list(WORKLOADS):
-        print(f"running {name} ...", file=sys.stderr, flush=True)
-        results.extend(WORKLOADS[name](args))
+    with contextlib.ExitStack() as stack:
+        competitor = stack.enter_context(Competitor()) if args.contention else None
+        for name in args.only or list(WORKLOADS):
+            print(f"running {name} ...", file=sys.stderr, flush=True)
+            results.extend(WORKLOADS[name](args, competitor))
     print(f"{datetime.date.today().isoformat()}; {machine_description()}; {TORCH}\n")
     print(format_results(results, BASELINE, FLOOR))
     return 0

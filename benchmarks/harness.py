@@ -4,9 +4,19 @@ Each round times every variant once (its callable, repeated ``number`` times), i
 rotated order, so that a slow spell of the machine is shared by all of them. The table
 reports each variant's median over rounds, the spread (min and max), and the ratio of
 medians to the baseline and to the floor.
+
+With a ``Competitor`` (``--contention``), every round is timed twice, once with the
+machine otherwise idle and once with one CPU-bound process competing for the cores (a
+busy loop, paused with SIGSTOP and resumed with SIGCONT between the two halves), so that
+both halves of a round see the same drift of a shared machine; the table then gives the
+idle and contended medians of each variant and their ratio, the slowdown.
 """
 
+import os
 import platform
+import signal
+import subprocess
+import sys
 import time
 import tracemalloc
 from dataclasses import dataclass, field
@@ -21,14 +31,70 @@ class Result:
     times: list = field(default_factory=list)  # seconds per call, one entry per round
     peak_mb: float = float("nan")
     note: str = ""
+    contended: list = field(default_factory=list)  # seconds per call with one competing process
 
     @property
     def median(self):
         return float(np.median(self.times)) if self.times else float("nan")
 
+    @property
+    def contended_median(self):
+        return float(np.median(self.contended)) if self.contended else float("nan")
 
-def run_workload(workload, variants, rounds, number=1, warmup=1):
+    @property
+    def slowdown(self):
+        """Contended median over idle median (nan without a contended run)."""
+        return self.contended_median / self.median if self.contended and self.times else float("nan")
+
+
+class Competitor:
+    """One CPU-bound process (a Python busy loop) that competes for the cores while resumed.
+
+    Use as a context manager; ``resume()`` and ``pause()`` switch it on and off (SIGCONT,
+    SIGSTOP), so that idle and contended timings alternate within one run.
+    """
+
+    def __init__(self):
+        self.process = None
+
+    def __enter__(self):
+        self.process = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        self.pause()
+        return self
+
+    def __exit__(self, *exc):
+        self.process.kill()
+        self.process.wait()
+
+    def pause(self):
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self):
+        os.kill(self.process.pid, signal.SIGCONT)
+        time.sleep(0.05)  # let the scheduler give it its share before timing starts
+
+
+def _time_round(variants, names, results, attr, r, number):
+    order = names[r % len(names):] + names[: r % len(names)]
+    for name in order:
+        fn = variants[name]
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        getattr(results[name], attr).append((time.perf_counter() - start) / number)
+
+
+def run_workload(workload, variants, rounds, number=1, warmup=1, competitor=None):
     """Time ``variants`` (a dict name -> zero-argument callable) alternately.
+
+    Args:
+        workload: the workload's name.
+        variants: name -> zero-argument callable.
+        rounds: rounds of alternation.
+        number: calls per timing.
+        warmup: untimed calls of each variant first.
+        competitor: a running ``Competitor``, or None: with one, each round is also timed
+            with it resumed (``Result.contended``).
 
     Returns:
         a list of ``Result``, in the order of ``variants``.
@@ -39,13 +105,13 @@ def run_workload(workload, variants, rounds, number=1, warmup=1):
             fn()
     names = list(variants)
     for r in range(rounds):
-        order = names[r % len(names):] + names[: r % len(names)]
-        for name in order:
-            fn = variants[name]
-            start = time.perf_counter()
-            for _ in range(number):
-                fn()
-            results[name].times.append((time.perf_counter() - start) / number)
+        _time_round(variants, names, results, "times", r, number)
+        if competitor is not None:
+            competitor.resume()
+            try:
+                _time_round(variants, names, results, "contended", r, number)
+            finally:
+                competitor.pause()
     return [results[name] for name in names]
 
 
@@ -68,8 +134,16 @@ def _fmt_time(s):
 
 
 def format_results(results, baseline=None, floor=None):
-    """A Markdown table; ``baseline`` and ``floor`` map a workload to its reference variant."""
-    rows = [("workload", "variant", "median", "spread (min-max)", "x baseline", "x floor", "peak MB", "note")]
+    """A Markdown table; ``baseline`` and ``floor`` map a workload to its reference variant.
+
+    When the results hold contended timings, two more columns give the contended median
+    and the slowdown (contended over idle median of the same variant).
+    """
+    contention = any(r.contended for r in results)
+    header = ("workload", "variant", "median", "spread (min-max)", "x baseline", "x floor", "peak MB", "note")
+    if contention:
+        header = header[:4] + ("contended", "slowdown") + header[4:]
+    rows = [header]
     by_key = {(r.workload, r.variant): r for r in results}
     for r in results:
         def ratio(ref):
@@ -77,7 +151,11 @@ def format_results(results, baseline=None, floor=None):
             return f"{r.median / ref_r.median:.2f}" if ref_r and ref_r.times and r.times else "-"
         spread = f"{_fmt_time(min(r.times))} - {_fmt_time(max(r.times))}" if r.times else "-"
         peak = f"{r.peak_mb:.0f}" if np.isfinite(r.peak_mb) else "-"
-        rows.append((r.workload, r.variant, _fmt_time(r.median), spread, ratio(baseline), ratio(floor), peak, r.note))
+        row = (r.workload, r.variant, _fmt_time(r.median), spread, ratio(baseline), ratio(floor), peak, r.note)
+        if contention:
+            slow = f"{r.slowdown:.2f}" if np.isfinite(r.slowdown) else "-"
+            row = row[:4] + (_fmt_time(r.contended_median), slow) + row[4:]
+        rows.append(row)
     widths = [max(len(row[j]) for row in rows) for j in range(len(rows[0]))]
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in rows]
     lines.insert(1, "| " + " | ".join("-" * w for w in widths) + " |")
@@ -85,7 +163,9 @@ def format_results(results, baseline=None, floor=None):
 
 
 def machine_description():
-    import os
+    """Where the benchmarks ran: CPU model, cores, Python and NumPy, each BLAS library with its kernel and threads."""
+    from threadpoolctl import threadpool_info
+
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -93,4 +173,14 @@ def machine_description():
         cpu = f"{names[0]} x {len(names)}" if names else cpu
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} logical cores, Python {platform.python_version()}, NumPy {np.__version__}"
+    pools = []
+    for info in threadpool_info():
+        kernel = info.get("architecture") or "-"
+        pools.append(f"{info.get('internal_api')} {info.get('version')} ({info.get('user_api')}, kernel {kernel}, "
+                     f"{info.get('num_threads')} threads, {os.path.basename(info.get('filepath', ''))})")
+    try:
+        load = ", load average %.2f" % os.getloadavg()[0]
+    except OSError:
+        load = ""
+    return (f"{cpu}, {os.cpu_count()} logical cores{load}; Python {platform.python_version()}, "
+            f"NumPy {np.__version__}; thread pools: {'; '.join(pools) or 'none found'}")

@@ -52,3 +52,15 @@ def test_benchmark_command_quick_marginal_prints_its_row_with_peak_memory(capsys
     assert len(rows) == 1 and "reference (marginal_velocity)" in rows[0]
     peak = rows[0].split("|")[7].strip()
     assert float(peak) > 0  # the peak memory was measured
+
+
+def test_contention_mode_adds_the_contended_median_and_the_slowdown(capsys):
+    assert benchmarks_main(["--quick", "--only", "marginal", "--rounds", "1", "--contention"]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.startswith("| workload"))
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    row = next(line for line in out.splitlines() if line.startswith("| marginal"))
+    cells = dict(zip(columns, (c.strip() for c in row.strip("|").split("|"))))
+    assert float(cells["slowdown"]) > 0 and cells["contended"] != "-"
+    # the first line says where it ran: the CPU and the BLAS library with its kernel and threads
+    assert "logical cores" in out and "thread pools:" in out and "threads" in out
