@@ -54,6 +54,7 @@ def test_benchmark_command_quick_marginal_prints_its_row_with_peak_memory(capsys
     assert float(peak) > 0  # the peak memory was measured
 
 
+@pytest.mark.bench
 def test_contention_mode_adds_the_contended_median_and_the_slowdown(capsys):
     assert benchmarks_main(["--quick", "--only", "marginal", "--rounds", "1", "--contention"]) == 0
     out = capsys.readouterr().out
