@@ -196,6 +196,9 @@ class Recorder:
             value = float(value)
         except (TypeError, ValueError):
             value = math.nan
+        if bound is not None and not math.isfinite(float(bound)):  # derived from non-finite results: fails
+            what = f"{what} (its bound could not be computed: non-finite results)"
+            bound, value = 0.0, math.nan
         m = Measurement(name, value, None if bound is None else float(bound), op, what)
         self.measurements.append(m)
         if not m.ok:

@@ -106,8 +106,8 @@ def _check_batch(rec, impl, x0, x1, t_user, path, sigma_min, boundary_tol, k, su
             if not onp.all(onp.isfinite(x_end)):
                 problem = "non-finite x_t"
         if problem is not None:
-            s_in = prec.round(1e-6 if s == 0 else 1.0 - 1e-6)
-            s_in = s_in if 0 < s_in < 1 else (prec.eps if s == 0 else 1 - prec.eps)
+            delta = prec.eps ** 0.75  # far below the sqrt(eps) allowance on the weights, resolved by the precision
+            s_in = prec.round(delta if s == 0 else 1.0 - delta)
             rec.note(f"sample failed at t = {s:g} ({problem}); the {label} point was taken at t = {s_in:g}")
             x_end = _call_sample(impl, x0, x1, onp.full(n, s_in), rec, need_u=False, where=where)[0]
         ends[label] = _boundary_weights(x_end, x0, x1)

@@ -132,6 +132,9 @@ def _check_set(rec, impl, data, sigma, n, rng, label):
     elif matches(u_i.mean(axis=1), near):
         found["uniform weights"] = ("the estimate averages u_cond over the data without the weights p(z_i | x, t) "
                                     "(the posterior of eq. (9))")
+    elif onp.all(t[bad] > 0.98) and onp.any(~bad):
+        found["wrong only near t = 1"] = (f"right for t <= 0.98, wrong at t = {t[bad].max():.4g}: 1 - t "
+                                          "clamped (or an epsilon added to it)?")
     else:
         for size in CHUNK_SIZES:
             if size < N and matches(_chunked(log_n, u_i, size)):
@@ -140,10 +143,6 @@ def _check_set(rec, impl, data, sigma, n, rng, label):
                     "mean: each chunk must be weighted by its share of the total weight (carry the running "
                     "log-sum-exp across chunks)")
                 break
-        else:
-            if onp.all(t[bad] > 0.98) and onp.any(~bad):
-                found["wrong only near t = 1"] = (f"right for t <= 0.98, wrong at t = {t[bad].max():.4g}: 1 - t "
-                                                  "clamped (or an epsilon added to it)?")
     return False, found
 
 
