@@ -161,8 +161,13 @@ def _formula(kind, ops, d):
     return u
 
 
+@functools.lru_cache(maxsize=None)
 def make_field(kind, framework="numpy", d=2):
-    """The test field ``kind`` in dimension ``d`` as a NumPy (autograd), PyTorch or JAX callable ``u(x, t)``."""
+    """The test field ``kind`` in dimension ``d`` as a NumPy (autograd), PyTorch or JAX callable ``u(x, t)``.
+
+    The same object for the same arguments, so an implementation that compiles per field
+    (``jax.jit``, ``torch.compile``) compiles each field once.
+    """
     if framework == "numpy":
         f = _formula(kind, _NumpyOps, d)
 

@@ -16,11 +16,13 @@ checker compares with), and afterwards:
 - the least precise floating format returned so far becomes the check's precision.
 """
 
+import re
+
 import numpy as onp
 
 from ._precision import precision_of
 
-__all__ = ["Impl", "Stop", "Raised", "BadOutput", "run_checker", "private_copy", "as_array"]
+__all__ = ["Impl", "Stop", "Raised", "BadOutput", "run_checker", "private_copy", "as_array", "continuing"]
 
 _ALIASES = "__reference_aliases__"
 
@@ -100,6 +102,9 @@ class Impl:
     def __init__(self, fn, name, rec, arg_names, declared=None):
         self.fn, self.name, self.rec, self.arg_names, self.declared = fn, name, rec, tuple(arg_names), declared
         self.calls = 0
+        known = precision_of(callables=[fn], declared=declared)  # what an adapter already knows, or the user said
+        if known.eps > rec.precision.eps:
+            rec.precision = known
 
     def __call__(self, *args, where="", stop=True, allow=()):
         copies = [private_copy(a) for a in args]
@@ -117,13 +122,15 @@ class Impl:
             text = str(err).strip().splitlines()[0] if str(err).strip() else ""
             at = f" {where}" if where else ""
             self.rec.fail(f"{self.name} raised {type(err).__name__}{at}: {text[:300]}")
-            if where:
-                self.rec.diagnose(f"raises {where}", f"{self.name} raises {type(err).__name__} {where} ({text[:120]}) "
-                                                     "where it works elsewhere: code written for other shapes?")
+            if where.startswith("in d = "):
+                self.rec.by_dimension.setdefault(where, []).append(
+                    ("raises", f"{self.name} raises {type(err).__name__} {where} ({text[:120]})"))
             if stop:
                 raise Stop from err
             return None
         self.calls += 1
+        if where.startswith("in d = "):
+            self.rec.by_dimension.setdefault(where, [])
         for i, (before, after) in enumerate(zip(snapshot, copies)):
             if _changed(before, after):
                 arg = self.arg_names[i] if i < len(self.arg_names) else f"argument {i}"
@@ -167,8 +174,8 @@ def as_array(value, name, rec, shape=None, finite=True, where=""):
     if shape is not None and arr.shape != tuple(shape):
         rec.fail(f"{name} has shape {arr.shape}, expected {tuple(shape)}{at}")
         if where.startswith("in d = "):
-            rec.diagnose(f"wrong shape {where}", f"{name} has shape {arr.shape} instead of {tuple(shape)} {where}: "
-                                                 "a squeeze, a hard-coded 2 or a reshape that assumes another d?")
+            rec.by_dimension.setdefault(where, []).append(
+                ("wrong shape", f"{name} has shape {arr.shape} instead of {tuple(shape)} {where}"))
         raise Stop
     arr = arr.astype(onp.float64)
     if finite and not onp.all(onp.isfinite(arr)):
@@ -191,4 +198,37 @@ def run_checker(rec, body, *args, **kwargs):
     except Stop:
         if not rec.failures:  # pragma: no cover - Stop is raised after a failure is recorded
             rec.fail("the check stopped early")
+    _name_dimension_failures(rec)
     return rec.report(summary)
+
+
+def _dim_of(where):
+    return int(re.search(r"d = (\d+)", where).group(1))
+
+
+def _name_dimension_failures(rec):
+    """``raises in d = 1`` / ``wrong shape in d = 1``: only when it worked in another dimension."""
+    bad = {where: problems for where, problems in rec.by_dimension.items() if problems}
+    bad_dims = {_dim_of(w) for w in bad}
+    good_dims = sorted({_dim_of(w) for w, problems in rec.by_dimension.items() if not problems} - bad_dims)
+    if not bad or not good_dims:
+        return
+    for kind in ("raises", "wrong shape"):
+        dims = sorted({_dim_of(w) for w, problems in bad.items() if any(k == kind for k, _ in problems)})
+        if dims:
+            detail = next(text for w, problems in bad.items() for k, text in problems if k == kind)
+            rec.diagnose(f"{kind} in d = {', '.join(map(str, dims))}",
+                         f"{detail}, where it works in d = {', '.join(map(str, good_dims))}: code written for other "
+                         "shapes (a squeeze, a hard-coded 2, a reshape that assumes another d)?")
+
+
+def continuing(rec):
+    """A context that records a ``Stop`` in one dimension and lets the checker go on with the next."""
+    class _Continue:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, kind, value, tb):
+            return kind is Stop
+
+    return _Continue()

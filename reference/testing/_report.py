@@ -189,6 +189,7 @@ class Recorder:
     notes: list = field(default_factory=list)
     coverage: list = field(default_factory=list)
     precision: Precision = FLOAT64
+    by_dimension: dict = field(default_factory=dict)  # "in d = 3" -> problems seen there (empty: it worked)
 
     def measure(self, name, value, bound=None, op="<=", what="", fail=None):
         """Record a figure; if it misses its bound, record ``fail`` (or a default sentence)."""

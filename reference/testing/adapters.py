@@ -146,7 +146,8 @@ def _module_like(fn, torch):
 def _to_tensor(value, torch, dtype, device, created):
     if isinstance(value, onp.ndarray):
         if onp.issubdtype(value.dtype, onp.floating):
-            tensor = torch.as_tensor(onp.ascontiguousarray(value), dtype=dtype, device=device)
+            source = value if value.flags.writeable else value.copy()  # torch wants writable memory
+            tensor = torch.as_tensor(onp.ascontiguousarray(source), dtype=dtype, device=device)
             created.append((value, tensor))
             return tensor
         if onp.issubdtype(value.dtype, onp.integer) or value.dtype == bool:
@@ -370,7 +371,7 @@ def _is_tracer(jax, value):
 def _jax_to_numpy(value, jax, jnp, wrapper):
     if isinstance(value, jax.Array):
         arr = onp.array(value)  # a copy: JAX buffers are immutable and may be reused
-        if arr.dtype.kind == "f" and arr.dtype.name not in _NUMPY_FLOATS:
+        if jnp.issubdtype(value.dtype, jnp.floating) and arr.dtype.name not in _NUMPY_FLOATS:
             mark_precision(wrapper, parse_precision(arr.dtype.name) if arr.dtype.name == "bfloat16"
                            else Precision(arr.dtype.name, float(jnp.finfo(value.dtype).eps)))
             arr = arr.astype(onp.float32)
@@ -396,9 +397,10 @@ def from_jax(fn, dtype="float64"):
     own JAX test fields are), and JAX arrays in the result come back as NumPy arrays
     in their own precision (bfloat16 as float32, with its precision recorded).
 
-    With ``dtype="float64"`` (the default) each call runs inside ``jax.enable_x64(True)``
-    (JAX computes in float32 otherwise, whatever it is given); the global setting is not
-    changed.
+    With ``dtype="float64"`` (the default) each call runs with 64-bit JAX enabled (JAX
+    computes in float32 otherwise, whatever it is given): ``jax.enable_x64(True)`` in the
+    calling thread, and the global flag for the duration of the call (callbacks into NumPy
+    fields check their results in JAX's own threads); the setting is restored afterwards.
 
     Args:
         fn: a callable on JAX arrays (it may be jitted, or call ``jax.grad`` on a field).
@@ -433,12 +435,18 @@ def from_jax(fn, dtype="float64"):
             return {k: convert(v) for k, v in value.items()}
         if callable(value) and not isinstance(value, type) and not is_jax_native(value) \
                 and not isinstance(value, onp.random.Generator):
-            return to_jax(value)
+            # the same NumPy callable becomes the same JAX callable, so jit caches keyed by it are reused
+            key = id(value)
+            if key not in wrapped or wrapped[key][0] is not value:
+                wrapped[key] = (value, to_jax(value))
+            return wrapped[key][1]
         return value
+
+    wrapped = {}
 
     @functools.wraps(fn)
     def numpy_fn(*args, **kwargs):
-        with jax.enable_x64(True) if x64 else _nullcontext():
+        with _X64(jax) if x64 else _nullcontext():
             out = fn(*(convert(a) for a in args), **{k: convert(v) for k, v in kwargs.items()})
             return _jax_to_numpy(out, jax, jnp, numpy_fn)
 
@@ -454,6 +462,27 @@ class _nullcontext:
         return self
 
     def __exit__(self, *exc):
+        return False
+
+
+class _X64:
+    """64-bit JAX for the duration of a call: in this thread (``jax.enable_x64``) and in the threads that run
+    ``pure_callback`` results back in (the global flag, restored on exit; JAX checks a callback's result dtype
+    there)."""
+
+    def __init__(self, jax):
+        self.jax, self.local = jax, jax.enable_x64(True)
+
+    def __enter__(self):
+        self.before = bool(self.jax.config.values.get("jax_enable_x64", False)) if hasattr(
+            self.jax.config, "values") else False
+        self.jax.config.update("jax_enable_x64", True)
+        self.local.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.local.__exit__(*exc)
+        self.jax.config.update("jax_enable_x64", self.before)
         return False
 
 
@@ -480,7 +509,7 @@ def to_jax(fn):
     def down(v):
         if isinstance(v, (jax.Array, onp.ndarray)):
             arr = onp.asarray(v)
-            if arr.dtype.kind == "f" and arr.dtype.name not in _NUMPY_FLOATS:
+            if jnp.issubdtype(arr.dtype, jnp.floating) and arr.dtype.name not in _NUMPY_FLOATS:
                 arr = arr.astype(onp.float32)
             return float(arr) if arr.ndim == 0 and arr.dtype.kind == "f" else arr
         if isinstance(v, (tuple, list)):

@@ -4,7 +4,7 @@ import numpy as onp
 
 from .._validate import as_points, as_time, check_callable, check_finite_number
 from ._args import check_dims, check_k, check_precision, check_seed
-from ._guard import Impl, Raised, Stop, as_array, run_checker
+from ._guard import Impl, Raised, Stop, as_array, continuing, run_checker
 from ._numerics import fd_time_derivative
 from ._report import K_SAFETY, Recorder, assert_twin, roundoff_tol
 
@@ -61,7 +61,8 @@ def _default_times(n, prec):
     if n < 6:
         return prec.round(spread)
     delta = max(1e-3, 16 * prec.eps)
-    ends = onp.array([delta, 10 * delta, 1 - 10 * delta, 1 - delta])
+    near = min(10 * delta, 0.25)
+    ends = onp.array([delta, near, 1 - near, 1 - delta])
     t = onp.concatenate([ends[:2], spread[2:n - 2], ends[2:]])
     return prec.round(t)
 
@@ -198,9 +199,12 @@ def _body(rec, sample, batches, t_user, path, sigma_min, boundary_tol, k, declar
         d = x0.shape[1]
         suffix = f"_d{d}" if len(batches) > 1 else ""
         where = f"in d = {d}" if len(batches) > 1 else ""
-        t, a1 = _check_batch(rec, impl, x0, x1, t_user, path, sigma_min, boundary_tol, k, suffix, where)
-        times.append(t)
-        sig.append(a1)
+        with continuing(rec):
+            t, a1 = _check_batch(rec, impl, x0, x1, t_user, path, sigma_min, boundary_tol, k, suffix, where)
+            times.append(t)
+            sig.append(a1)
+    if not times:
+        raise Stop
     dims = ", ".join(str(x0.shape[1]) for x0, _ in batches)
     all_t = onp.concatenate(times)
     rec.cover(f"d = {dims}; {sum(len(x0) for x0, _ in batches)} points; velocity at t from {all_t.min():.4g} to "

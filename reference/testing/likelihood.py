@@ -16,7 +16,7 @@ from .._validate import check_callable, check_finite_number, check_positive_int
 from ..autodiff import hutchinson_variance
 from ._args import check_dims, check_framework, check_k, check_precision, check_seed
 from ._fields import FIELD_KINDS, closed_forms, make_field, nonlinear_divergence, nonlinear_jacobian, points_for
-from ._guard import Impl, as_array, run_checker
+from ._guard import Impl, as_array, continuing, run_checker
 from ._precision import parse_precision
 from ._report import K_SE, Recorder, assert_twin, roundoff_tol
 from ._stats import locate_and_average
@@ -113,43 +113,44 @@ def _ll_body(rec, impl, framework, atol, n, seed, stochastic, n_repeats, k, dims
 
     for d in dims:
         for kind in FIELD_KINDS:
-            where = f"on the {kind} field in d = {d}"
-            x = prec.round(points_for(kind, n, d, rng))
-            u = make_field(kind, framework, d)
-            if stochastic:
-                def rep(c, u=u, x=x, where=where):
-                    return call(u, onp.tile(x, (n_repeats, 1)), where, n * n_repeats)
+            where = f"in d = {d} (the {kind} field)"
+            with continuing(rec):
+                x = prec.round(points_for(kind, n, d, rng))
+                u = make_field(kind, framework, d)
+                if stochastic:
+                    def rep(c, u=u, x=x, where=where):
+                        return call(u, onp.tile(x, (n_repeats, 1)), where, n * n_repeats)
 
-                def single(c, u=u, x=x, where=where):
-                    return call(u, x, where, n)
-                value, se, _, lives, m = locate_and_average(rep, single, n, n_repeats, n_calls, lambda: rec.precision.eps)
-                rec.note(f"{where}: randomness {lives} ({m} samples per point)" if lives != "none" else
-                         f"{where}: the same value in every call and every repeat (deterministic, or a fixed seed)")
-            else:
-                value, se = call(u, x, where, n), onp.zeros(n)
-                if first is None:
-                    first = (u, x, where, value)
-            prec = rec.precision if known is None else known
-            truth, alternatives = closed_forms(kind, x)
-            allowance = atol + 8.0 * prec.eps * (d + onp.abs(truth) + onp.sum(x**2, axis=1))
-            tol = k * se + allowance
-            err = onp.abs(value - truth)
-            ratio = err / tol
-            worst = int(onp.argmax(ratio))
-            source = "closed form" if kind != "nonlinear" else "float64 RK4 (256 steps)"
-            ok = rec.measure(
-                f"{kind}_d{d}_error_over_tol", ratio[worst], 1.0,
-                what=(f"max |log p1 - {source}| {where} in units of atol"
-                      + (f" + {k:g} standard errors" if stochastic else "")
-                      + f" + round-off (error {err[worst]:.3g}, allowed {tol[worst]:.3g})"),
-                fail=f"{where} log p1 is off by up to {err.max():.3g} nats ({tol[worst]:.3g} allowed)")
-            matches = {lab for lab, alt in alternatives.items() if onp.all(onp.abs(value - alt) <= tol)}
-            if not ok and any(v.shape == value.shape and onp.allclose(v, value, rtol=0, atol=1e-12)
-                              and not onp.allclose(tr, truth, rtol=0, atol=onp.max(tol)) for v, tr in earlier):
-                matches.add("returns the result of an earlier call")
-            earlier.append((value, truth))
-            cases.append({"ok": ok, "matches": matches, "defined": set(alternatives) | {
-                "returns the result of an earlier call"}, "d": d})
+                    def single(c, u=u, x=x, where=where):
+                        return call(u, x, where, n)
+                    value, se, _, lives, m = locate_and_average(rep, single, n, n_repeats, n_calls, lambda: rec.precision.eps)
+                    rec.note(f"{where}: randomness {lives} ({m} samples per point)" if lives != "none" else
+                             f"{where}: the same value in every call and every repeat (deterministic, or a fixed seed)")
+                else:
+                    value, se = call(u, x, where, n), onp.zeros(n)
+                    if first is None:
+                        first = (u, x, where, value)
+                prec = rec.precision if known is None else known
+                truth, alternatives = closed_forms(kind, x)
+                allowance = atol + 8.0 * prec.eps * (d + onp.abs(truth) + onp.sum(x**2, axis=1))
+                tol = k * se + allowance
+                err = onp.abs(value - truth)
+                ratio = err / tol
+                worst = int(onp.argmax(ratio))
+                source = "closed form" if kind != "nonlinear" else "float64 RK4 (256 steps)"
+                ok = rec.measure(
+                    f"{kind}_d{d}_error_over_tol", ratio[worst], 1.0,
+                    what=(f"max |log p1 - {source}| {where} in units of atol"
+                          + (f" + {k:g} standard errors" if stochastic else "")
+                          + f" + round-off (error {err[worst]:.3g}, allowed {tol[worst]:.3g})"),
+                    fail=f"{where} log p1 is off by up to {err.max():.3g} nats ({tol[worst]:.3g} allowed)")
+                matches = {lab for lab, alt in alternatives.items() if onp.all(onp.abs(value - alt) <= tol)}
+                if not ok and any(v.shape == value.shape and onp.allclose(v, value, rtol=0, atol=1e-12)
+                                  and not onp.allclose(tr, truth, rtol=0, atol=onp.max(tol)) for v, tr in earlier):
+                    matches.add("returns the result of an earlier call")
+                earlier.append((value, truth))
+                cases.append({"ok": ok, "matches": matches, "defined": set(alternatives) | {
+                    "returns the result of an earlier call"}, "d": d})
     _name_from_alternatives(rec, cases, dims)
 
     if not stochastic and first is not None:
@@ -271,78 +272,82 @@ def _div_points(d):
     return rng.uniform(-1.2, 1.2, (4, d))
 
 
+def _div_dimension(rec, impl, framework, n_repeats, k, seed, d, known, n_calls, cases, lives_seen):
+    where = f"in d = {d}"
+    X = _div_points(d)
+    prec = known or rec.precision
+    X = prec.round(X)
+    n = X.shape[0]
+    u = make_field("nonlinear", framework, d)
+    trace = nonlinear_divergence(X, _DIV_T, d)
+    J = nonlinear_jacobian(X, _DIV_T, d)
+
+    def call(x, t, s, expect, where=where, u=u):
+        out = impl(u, x, t, onp.random.default_rng(s), where=where)
+        return as_array(out, "estimate(u, x, t, rng)", rec, shape=(expect,), where=where)
+
+    def rep(c, X=X, n=n, call=call):
+        return call(onp.tile(X, (n_repeats, 1)), onp.tile(_DIV_T, n_repeats), seed + c, n * n_repeats)
+
+    def single(c, X=X, n=n, call=call):
+        return call(X, _DIV_T, seed + 1000 + c, n)
+
+    mean, se, samples, lives, m = locate_and_average(rep, single, n, n_repeats, n_calls, lambda: rec.precision.eps)
+    lives_seen.add(lives)
+    prec = known or rec.precision
+    floor = roundoff_tol(prec.eps) * (1.0 + onp.abs(trace))
+    tol = k * se + floor
+    z = onp.abs(mean - trace) / tol
+    worst = int(onp.argmax(z))
+    ok = rec.measure(f"bias_over_tol_d{d}", z[worst], 1.0,
+                     what=(f"|mean - tr J| in units of {k:g} standard errors + round-off {where}, worst of {n} "
+                           f"points (mean {mean[worst]:.4g}, trace {trace[worst]:.4g}, standard error "
+                           f"{se[worst]:.2g}, {m} samples)"),
+                     fail=f"{where} the estimator is biased: mean {mean[worst]:.4g} against the trace "
+                          f"{trace[worst]:.4g} (standard error {se[worst]:.2g}, {m} samples)")
+    var = samples.var(axis=1, ddof=1) if samples.shape[1] > 1 else onp.zeros(n)
+    rade = onp.array([hutchinson_variance(Ji, "rademacher") for Ji in J])
+    gauss = onp.array([hutchinson_variance(Ji, "gaussian") for Ji in J])
+    rec.measure(f"variance_d{d}", float(var.mean()), None,
+                what=f"mean sample variance over the {n} points {where} (Rademacher closed form "
+                     f"{rade.mean():.4g}, Gaussian {gauss.mean():.4g})")
+    if lives in ("per point", "per call"):
+        mean_s = samples.mean(axis=1)
+        var_se = onp.sqrt(onp.maximum(onp.mean((samples - mean_s[:, None]) ** 4, axis=1) - var**2, 0.0) / m)
+        var_tol = k * var_se + (k * se) ** 2 + floor**2
+        if onp.all(onp.abs(var - rade) <= var_tol):
+            rec.note(f"{where}: the variance matches Rademacher probes (2 (|S|_F^2 - sum S_ii^2), S the "
+                     "symmetric part of J)")
+        elif onp.all(onp.abs(var - gauss) <= var_tol):
+            rec.note(f"{where}: the variance matches Gaussian probes (2 |S|_F^2)")
+    matches, defined = set(), set()
+    alternatives = {
+        "sign flipped": -trace,
+        "time reversed": nonlinear_divergence(X, 1.0 - _DIV_T, d),
+    }
+    if d > 1:
+        alternatives["sums all Jacobian entries"] = J.sum(axis=(1, 2))
+        for q in range(1, d):
+            alternatives[f"sums only the first {q} diagonal term{'s' if q > 1 else ''}"] = onp.einsum(
+                "nii->n", J[:, :q, :q])
+    ratio = onp.sum(mean * trace) / onp.sum(trace**2)
+    for lab, alt in alternatives.items():
+        defined.add(lab)
+        if onp.all(onp.abs(mean - alt) <= tol):
+            matches.add(lab)
+    if abs(ratio - 1) > 0.05 and onp.all(onp.abs(mean - ratio * trace) <= tol) and not matches:
+        matches.add("probes not normalised")
+    defined.add("probes not normalised")
+    cases.append({"ok": ok, "matches": matches, "defined": defined, "d": d, "ratio": ratio, "z": float(z[worst])})
+
+
 def _div_body(rec, impl, framework, n_repeats, k, seed, dims, known, n_calls):
     cases = []
     lives_seen = set()
-    worst_all = 0.0
     for d in dims:
-        where = f"in d = {d}"
-        X = _div_points(d)
-        prec = known or rec.precision
-        X = prec.round(X)
-        n = X.shape[0]
-        u = make_field("nonlinear", framework, d)
-        trace = nonlinear_divergence(X, _DIV_T, d)
-        J = nonlinear_jacobian(X, _DIV_T, d)
-
-        def call(x, t, s, expect, where=where, u=u):
-            out = impl(u, x, t, onp.random.default_rng(s), where=where)
-            return as_array(out, "estimate(u, x, t, rng)", rec, shape=(expect,), where=where)
-
-        def rep(c, X=X, n=n, call=call):
-            return call(onp.tile(X, (n_repeats, 1)), onp.tile(_DIV_T, n_repeats), seed + c, n * n_repeats)
-
-        def single(c, X=X, n=n, call=call):
-            return call(X, _DIV_T, seed + 1000 + c, n)
-
-        mean, se, samples, lives, m = locate_and_average(rep, single, n, n_repeats, n_calls, lambda: rec.precision.eps)
-        lives_seen.add(lives)
-        prec = known or rec.precision
-        floor = roundoff_tol(prec.eps) * (1.0 + onp.abs(trace))
-        tol = k * se + floor
-        z = onp.abs(mean - trace) / tol
-        worst = int(onp.argmax(z))
-        worst_all = max(worst_all, float(z[worst]))
-        ok = rec.measure(f"bias_over_tol_d{d}", z[worst], 1.0,
-                         what=(f"|mean - tr J| in units of {k:g} standard errors + round-off {where}, worst of {n} "
-                               f"points (mean {mean[worst]:.4g}, trace {trace[worst]:.4g}, standard error "
-                               f"{se[worst]:.2g}, {m} samples)"),
-                         fail=f"{where} the estimator is biased: mean {mean[worst]:.4g} against the trace "
-                              f"{trace[worst]:.4g} (standard error {se[worst]:.2g}, {m} samples)")
-        var = samples.var(axis=1, ddof=1) if samples.shape[1] > 1 else onp.zeros(n)
-        rade = onp.array([hutchinson_variance(Ji, "rademacher") for Ji in J])
-        gauss = onp.array([hutchinson_variance(Ji, "gaussian") for Ji in J])
-        rec.measure(f"variance_d{d}", float(var.mean()), None,
-                    what=f"mean sample variance over the {n} points {where} (Rademacher closed form "
-                         f"{rade.mean():.4g}, Gaussian {gauss.mean():.4g})")
-        if lives in ("per point", "per call"):
-            mean_s = samples.mean(axis=1)
-            var_se = onp.sqrt(onp.maximum(onp.mean((samples - mean_s[:, None]) ** 4, axis=1) - var**2, 0.0) / m)
-            var_tol = k * var_se + (k * se) ** 2 + floor**2
-            if onp.all(onp.abs(var - rade) <= var_tol):
-                rec.note(f"{where}: the variance matches Rademacher probes (2 (|S|_F^2 - sum S_ii^2), S the "
-                         "symmetric part of J)")
-            elif onp.all(onp.abs(var - gauss) <= var_tol):
-                rec.note(f"{where}: the variance matches Gaussian probes (2 |S|_F^2)")
-        matches, defined = set(), set()
-        alternatives = {
-            "sign flipped": -trace,
-            "time reversed": nonlinear_divergence(X, 1.0 - _DIV_T, d),
-        }
-        if d > 1:
-            alternatives["sums all Jacobian entries"] = J.sum(axis=(1, 2))
-            for q in range(1, d):
-                alternatives[f"sums only the first {q} diagonal term{'s' if q > 1 else ''}"] = onp.einsum(
-                    "nii->n", J[:, :q, :q])
-        ratio = onp.sum(mean * trace) / onp.sum(trace**2)
-        for lab, alt in alternatives.items():
-            defined.add(lab)
-            if onp.all(onp.abs(mean - alt) <= tol):
-                matches.add(lab)
-        if abs(ratio - 1) > 0.05 and onp.all(onp.abs(mean - ratio * trace) <= tol) and not matches:
-            matches.add("probes not normalised")
-        defined.add("probes not normalised")
-        cases.append({"ok": ok, "matches": matches, "defined": defined, "d": d, "ratio": ratio})
+        with continuing(rec):
+            _div_dimension(rec, impl, framework, n_repeats, k, seed, d, known, n_calls, cases, lives_seen)
+    worst_all = max([c["z"] for c in cases], default=float("nan"))
     failing = [c for c in cases if not c["ok"]]
     if failing:
         labels = {lab for c in failing for lab in c["matches"]}

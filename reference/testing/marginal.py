@@ -7,7 +7,7 @@ import numpy as onp
 from .._validate import as_points, check_callable, check_finite_number, check_positive_int
 from ..distributions import GaussianMixture, dataset_mixture
 from ._args import check_dims, check_k, check_precision, check_seed
-from ._guard import Impl, as_array, run_checker
+from ._guard import Impl, as_array, continuing, run_checker
 from ._report import K_SE, Recorder, assert_twin, roundoff_tol
 
 __all__ = [
@@ -72,14 +72,15 @@ def _check_set(rec, impl, data, sigma, n, rng, label):
     n_far = max(2, n // 8)
     t = 0.1 + 0.8 * rng.uniform(size=n)
     if n >= 8:
-        t[:2] = (1e-3, 0.999)  # close to both ends
+        near = max(1e-3, 16 * rec.precision.eps)
+        t[:2] = (near, 1 - near)  # close to both ends, as close as the precision resolves
     idx = rng.integers(0, N, size=n)
     x = t[:, None] * data[idx] + (1 - t)[:, None] * rng.standard_normal((n, d)) + sigma * rng.standard_normal((n, d))
     direction = rng.standard_normal((n_far, d))
     x[-n_far:] = 25.0 * direction / onp.linalg.norm(direction, axis=1, keepdims=True)  # far from the data
     prec = rec.precision
     x, t = prec.round(x), prec.round(t)
-    where = f"on {label}" if label else ""
+    where = f"in d = {d} ({N} data points)" if label else ""
     est = impl(x, t, data, where=where)
     est = as_array(est, "estimate(x, t, data)", rec, shape=(n, d), finite=False, where=where)
     prec = rec.precision
@@ -151,8 +152,10 @@ def _marginal_body(rec, estimate, sets, sigma, n, seed, declared):
     rng = onp.random.default_rng(seed)
     results = []
     for label, data in sets:
-        ok, found = _check_set(rec, impl, data, sigma, n, rng, label if len(sets) > 1 else "")
-        results.append((label, data, ok, found))
+        result = (False, {})
+        with continuing(rec):
+            result = _check_set(rec, impl, data, sigma, n, rng, label if len(sets) > 1 else "")
+        results.append((label, data) + tuple(result))
     if len(sets) > 1:
         values = [m.value for m in rec.measurements if m.name.startswith("error_over_tol_")]
         if values:

@@ -7,7 +7,7 @@ import numpy as onp
 
 from .._validate import check_callable, check_positive_int
 from ._args import DEFAULT_DIMS, check_dims, check_precision, check_seed
-from ._guard import Impl, Stop, as_array, run_checker
+from ._guard import Impl, Stop, as_array, continuing, run_checker
 from ._report import Recorder, assert_twin, roundoff_tol
 
 __all__ = ["check_ot_pairing", "assert_ot_pairing"]
@@ -66,55 +66,60 @@ _ADVICE = {
 }
 
 
+class _Skip(Stop):
+    """This batch is judged (its failure recorded): go on with the next."""
+
+
 def _body(rec, pair, sizes, dims, seed, declared):
     impl = Impl(pair, "pair", rec, ("x0", "x1"), declared)
     rng = onp.random.default_rng(seed)
     found = []  # (d, n, sigma, alternatives) for batches where the pairing is a permutation
     optimal_everywhere = True
     for d, x0, x1, perms, costs, C in _batches(sizes, dims, rng):
-        n = x0.shape[0]
-        where = f"in d = {d}"
-        out = impl(x0, x1, where=where)
-        if not isinstance(out, (tuple, list)) or len(out) != 2:
-            rec.fail(f"pair must return a pair (x0_paired, x1_paired), got {type(out).__name__}")
-            raise Stop
-        a = as_array(out[0], "x0_paired", rec, where=where)
-        b = as_array(out[1], "x1_paired", rec, where=where)
-        if a.shape != (n, d) or b.shape != (n, d):
-            rec.fail(f"pair returned shapes {a.shape} and {b.shape} for batches of shape {(n, d)} ({where})")
-            raise Stop
-        eps = rec.precision.eps
-        tol = roundoff_tol(eps) * (1 + max(onp.abs(x0).max(), onp.abs(x1).max()))
-        i0, i1 = _row_indices(a, x0, tol), _row_indices(b, x1, tol)
-        if onp.any(i0 < 0) or onp.any(i1 < 0):
-            if onp.all(_row_indices(a, x1, tol) >= 0) and onp.all(_row_indices(b, x0, tol) >= 0):
-                rec.diagnose("x0 and x1 swapped", "pair returns (x1_paired, x0_paired): noise first, data second")
-            rec.fail(f"n = {n}, {where}: the paired points are not rows of the inputs (changed, not reordered)")
-            optimal_everywhere = False
-            continue
-        if len(set(i0)) < n or len(set(i1)) < n:
-            rec.fail(f"n = {n}, {where}: the pairs are not a permutation of the inputs ({n - len(set(i0))} row(s) of "
-                     f"x0 and {n - len(set(i1))} of x1 repeated, as many dropped)")
-            rec.diagnose("pairs drawn with replacement",
-                         "the pairs are a sample drawn with replacement (e.g. from the OT plan), not the optimal "
-                         "permutation; draw without replacement or apply the assignment itself")
-            opt = perms[onp.argmin(costs)]
-            rec.measure(f"pairs_on_optimal_plan_n{n}_d{d}", float(onp.sum(opt[i0] == i1)) / n, None,
-                        what=f"fraction of the {n} drawn pairs that are pairs of the optimal assignment ({where})")
-            optimal_everywhere = False
-            continue
-        sigma = onp.empty(n, dtype=int)
-        sigma[i0] = i1  # x0[i] is paired with x1[sigma[i]]
-        cost = C[onp.arange(n), sigma].sum()
-        best = costs.min()
-        gap = (cost - best) / best
-        ok = rec.measure(f"excess_cost_n{n}_d{d}", gap, roundoff_tol(eps),
-                         what=f"(cost - brute-force minimum) / minimum on a batch of {n} in d = {d} (sqrt(eps))",
-                         fail=f"n = {n}, d = {d}: total squared cost {cost:.6g} exceeds the brute-force minimum "
-                              f"{best:.6g} by {100 * gap:.3g}%")
-        optimal_everywhere &= ok
-        opt, alts = _alternative_pairings(x0, x1, perms, costs)
-        found.append((d, n, sigma, opt, alts, ok))
+        with continuing(rec):
+            n = x0.shape[0]
+            where = f"in d = {d}"
+            out = impl(x0, x1, where=where)
+            if not isinstance(out, (tuple, list)) or len(out) != 2:
+                rec.fail(f"pair must return a pair (x0_paired, x1_paired), got {type(out).__name__}")
+                raise Stop
+            a = as_array(out[0], "x0_paired", rec, where=where)
+            b = as_array(out[1], "x1_paired", rec, where=where)
+            if a.shape != (n, d) or b.shape != (n, d):
+                rec.fail(f"pair returned shapes {a.shape} and {b.shape} for batches of shape {(n, d)} ({where})")
+                raise Stop
+            eps = rec.precision.eps
+            tol = roundoff_tol(eps) * (1 + max(onp.abs(x0).max(), onp.abs(x1).max()))
+            i0, i1 = _row_indices(a, x0, tol), _row_indices(b, x1, tol)
+            if onp.any(i0 < 0) or onp.any(i1 < 0):
+                if onp.all(_row_indices(a, x1, tol) >= 0) and onp.all(_row_indices(b, x0, tol) >= 0):
+                    rec.diagnose("x0 and x1 swapped", "pair returns (x1_paired, x0_paired): noise first, data second")
+                rec.fail(f"n = {n}, {where}: the paired points are not rows of the inputs (changed, not reordered)")
+                optimal_everywhere = False
+                raise _Skip
+            if len(set(i0)) < n or len(set(i1)) < n:
+                rec.fail(f"n = {n}, {where}: the pairs are not a permutation of the inputs ({n - len(set(i0))} row(s) of "
+                         f"x0 and {n - len(set(i1))} of x1 repeated, as many dropped)")
+                rec.diagnose("pairs drawn with replacement",
+                             "the pairs are a sample drawn with replacement (e.g. from the OT plan), not the optimal "
+                             "permutation; draw without replacement or apply the assignment itself")
+                opt = perms[onp.argmin(costs)]
+                rec.measure(f"pairs_on_optimal_plan_n{n}_d{d}", float(onp.sum(opt[i0] == i1)) / n, None,
+                            what=f"fraction of the {n} drawn pairs that are pairs of the optimal assignment ({where})")
+                optimal_everywhere = False
+                raise _Skip
+            sigma = onp.empty(n, dtype=int)
+            sigma[i0] = i1  # x0[i] is paired with x1[sigma[i]]
+            cost = C[onp.arange(n), sigma].sum()
+            best = costs.min()
+            gap = (cost - best) / best
+            ok = rec.measure(f"excess_cost_n{n}_d{d}", gap, roundoff_tol(eps),
+                             what=f"(cost - brute-force minimum) / minimum on a batch of {n} in d = {d} (sqrt(eps))",
+                             fail=f"n = {n}, d = {d}: total squared cost {cost:.6g} exceeds the brute-force minimum "
+                                  f"{best:.6g} by {100 * gap:.3g}%")
+            optimal_everywhere &= ok
+            opt, alts = _alternative_pairings(x0, x1, perms, costs)
+            found.append((d, n, sigma, opt, alts, ok))
     if not optimal_everywhere and found:
         # a name is given only if the pairing is that mistake's on every batch where the mistake differs from
         # the optimum (and there is at least one such batch)

@@ -47,7 +47,7 @@ def euler(v, x0, t0, t1, n_steps):
     return x
 
 
-def log_likelihood(v, x, n_steps=100):
+def log_likelihood(v, x, n_steps=40):
     """log p1(x) = log p0(x(0)) - int_0^1 div v dt, RK4 from t = 1 back to 0, exact divergence by autograd."""
     def rhs(state, t):
         with torch.enable_grad():
