@@ -73,3 +73,16 @@ def test_the_mistake_classes_of_the_issue_are_all_in_the_catalogue():
                  "divergence sums only the first 2 diagonal terms", "cost on the first 2 coordinates only",
                  "weights normalised per chunk of the data", "takes n_steps - 1 steps", "velocity wrong only near t = 1"):
         assert name in named, name
+
+
+def test_the_readme_lists_the_catalogue():
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    text = readme.read_text()
+    section = text[text.index("### What the checkers catch"):text.index("### Using it with PyTorch")]
+    for case in CATALOGUE:
+        if case.expected is not None:
+            assert case.title.replace("|", "\\|") in section, case.title
+            for name in case.expected:
+                assert name in section, name

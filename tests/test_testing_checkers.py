@@ -108,7 +108,7 @@ def test_reference_integrators_pass_with_every_measured_order_within_the_calibra
     assert any("n_steps = 1, 3" in c for c in report.coverage)
 
 
-@pytest.mark.parametrize("steps", [[4, 12, 36], [16, 24, 32, 40]])
+@pytest.mark.parametrize("steps", [[4, 12, 36]])
 def test_step_counts_that_are_not_doublings_measure_the_same_order(steps):
     from reference.testing._catalogue import EULER, RK4, rk_solver
 
@@ -192,7 +192,7 @@ def test_the_float64_cnf_the_likelihood_checker_compares_with_is_the_reference_c
 def test_the_reference_cnf_passes_and_a_hutchinson_one_passes_in_expectation():
     from reference.cnf import cnf_logpdf
 
-    exact = check_log_likelihood(lambda u, x: cnf_logpdf(u, x, n_steps=16, method="rk4"), atol=1e-3, n=3,
+    exact = check_log_likelihood(lambda u, x: cnf_logpdf(u, x, n_steps=8, method="rk4"), atol=1e-3, n=3,
                                  dims=(3,))
     assert exact, str(exact)
     hutch = check_log_likelihood(lambda u, x: cnf_logpdf(u, x, n_steps=8, method="rk4", divergence="hutchinson",

@@ -463,6 +463,7 @@ def _uniform_weights(x, t, data):
 def _marginal(fn, **kwargs):
     from .marginal import check_marginal_velocity
 
+    kwargs.setdefault("dims", (1, 3))  # the default dimensions, 1, 2, 3, 5, for the first case only: time
     return lambda: check_marginal_velocity(fn, **kwargs)
 
 
@@ -641,7 +642,7 @@ CATALOGUE = (
         "returns a view of its input x0"), _pairing(assignment_pair(_sq, copy=False))),
     # marginal velocity
     Case("check_marginal_velocity", "correct", "log-sum-exp weights over the whole data set", OK,
-         _marginal(marginal())),
+         _marginal(marginal(), dims=None)),
     Case("check_marginal_velocity", "correct", "the same by chunks of 1024, chunks weighted by their share", OK,
          _marginal(marginal(chunk=1024))),
     Case("check_marginal_velocity", "correct", "log-sum-exp weights in float32", OK, _marginal(marginal(onp.float32)),

@@ -229,6 +229,6 @@ def continuing(rec):
             return self
 
         def __exit__(self, kind, value, tb):
-            return kind is Stop
+            return kind is not None and issubclass(kind, Stop)
 
     return _Continue()

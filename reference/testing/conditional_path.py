@@ -256,8 +256,8 @@ def check_conditional_path(sample, x0=None, x1=None, *, t=None, path=None, sigma
         sample: ``sample(x0, x1, t) -> (x_t, u_t)``, NumPy in and out.
         x0: noise points, shape ``(n, d)`` (default: the batches described above).
         x1: data points, shape ``(n, d)`` (given together with ``x0``).
-        t: interior times ``(n,)`` in ``(0, 1)`` for the velocity check (default: spread
-            over ``[0.05, 0.95]`` plus two close to each end).
+        t: interior times ``(n,)`` in ``[1e-6, 1 - 1e-6]`` for the velocity check (default:
+            spread over ``[0.05, 0.95]`` plus two close to each end).
         path: optional ``reference.paths`` path to compare against.
         sigma_min: the largest multiple of ``x0`` allowed in ``x_t`` at ``t = 1``.
         boundary_tol: tolerance on the other boundary weights (default ``sqrt(eps)``;
@@ -296,8 +296,8 @@ def check_conditional_path(sample, x0=None, x1=None, *, t=None, path=None, sigma
         if len(batches) > 1 and len({b[0].shape[0] for b in batches}) > 1:  # pragma: no cover - equal sizes
             raise ValueError("t needs batches of one size")
         t = onp.asarray(as_time(t, n, low=0.0, high=1.0), dtype=onp.float64) * onp.ones(n)
-        if onp.any(t <= 0) or onp.any(t >= 1):
-            raise ValueError("t must lie strictly inside (0, 1) (interior times, for central differences)")
+        if onp.any(t < 1e-6) or onp.any(t > 1 - 1e-6):
+            raise ValueError("t must lie inside [1e-6, 1 - 1e-6] (interior times, for central differences)")
     sigma_min = float(check_finite_number(sigma_min, "sigma_min", nonnegative=True))
     if boundary_tol is not None:
         boundary_tol = float(check_finite_number(boundary_tol, "boundary_tol", positive=True))

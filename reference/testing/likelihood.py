@@ -8,8 +8,6 @@ a Gaussian path and a non-symmetric linear field, an accurate float64 solution (
 256 steps, divergence in closed form) for a nonlinear one.
 """
 
-import math
-
 import numpy as onp
 
 from .._validate import check_callable, check_finite_number, check_positive_int

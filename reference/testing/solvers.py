@@ -394,7 +394,7 @@ def _consistency(rec, impl, eps):
         direction = "backwards" if t1 < t0 else "forwards"
         ok = rec.measure(f"constant_field_n{n}_{direction}", err, FLOOR_FACTOR * _floor(eps, n),
                          what=f"|solve - (x0 + (t1 - t0) c)| for dx/dt = c, n_steps = {n}, {direction} "
-                              f"(exact for every consistent method; {u.calls} evaluations of u)",
+                              f"(exact for every consistent method; evaluations of u: {u.calls})",
                          fail=f"on dx/dt = c with n_steps = {n} ({direction}) the solver is off by {err:.3g}: every "
                               "consistent method is exact there")
         if not ok:
@@ -407,7 +407,7 @@ def _consistency(rec, impl, eps):
             elif u.calls == 0:
                 rec.diagnose("field never evaluated", f"with n_steps = {n} the solver never called u")
         if n == 3 and u.calls:
-            rec.note(f"{u.calls / 3:g} evaluations of u per step")
+            rec.note(f"evaluations of u per step: {u.calls / 3:g}")
 
 
 def _body(rec, solve, order, steps, k, declared):

@@ -4,19 +4,24 @@ Skipped, with the install command as the reason, when diffrax (and JAX) are miss
 """
 
 import functools
+import importlib.util
 
 import pytest
 
 from reference.testing import check_ode_solver, from_jax
 
-jax = pytest.importorskip("jax", reason="JAX is missing: pip install 'jax==0.10.2' (or the project's jax extra)")
-diffrax = pytest.importorskip("diffrax", reason="diffrax is missing: pip install diffrax (with jax==0.10.2)")
-jnp = pytest.importorskip("jax.numpy")
+# diffrax is imported inside the tests (slow ones): importing it costs seconds even when they are deselected
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("diffrax") is None or importlib.util.find_spec("jax") is None,
+    reason="diffrax is missing: pip install 'jax==0.10.2' 'diffrax==0.7.2' (the project's jax extra)")
 
 
 @functools.lru_cache(maxsize=None)
 def _compiled(solver_name, u):
     """diffeqsolve at constant steps, jitted once per solver and field (interval and step traced)."""
+    import diffrax
+    import jax
+
     term = diffrax.ODETerm(lambda t, y, args: u(y, t))
     solver = getattr(diffrax, solver_name)()
 
@@ -31,6 +36,8 @@ def _compiled(solver_name, u):
 
 def _solver(name):
     def solve(u, x0, t0, t1, n):
+        import jax.numpy as jnp
+
         t0, t1 = jnp.asarray(t0, x0.dtype), jnp.asarray(t1, x0.dtype)
         return _compiled(name, u)(x0, t0, t1, (t1 - t0) / n)
     return from_jax(solve)

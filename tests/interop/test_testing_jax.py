@@ -126,13 +126,14 @@ def hutchinson(u, x, t, rng):
 def test_a_jax_path_passes_in_float64_and_float32_and_a_clamped_one_is_named():
     # each new shape compiles anew in JAX: two dimensions keep this quick (the NumPy and PyTorch catalogues run all)
     assert check_conditional_path(from_jax(linear_path), dims=(1, 3))
-    assert check_conditional_path(from_jax(linear_path, dtype="float32"), dims=(2, 5))
+    assert check_conditional_path(from_jax(linear_path, dtype="float32"), dims=(5,))
     clamped = check_conditional_path(from_jax(conical_clamped, dtype="float32"), dims=(2,))
     assert not clamped and _names(clamped) == {"velocity wrong only near t = 1"}, str(clamped)
 
 
 def test_a_jitted_jax_rk4_loop_calling_a_numpy_field_has_order_4_forwards_and_backwards():
-    report = check_ode_solver(from_jax(rk4_jit), 4)
+    # three step counts (JAX calls back into the NumPy field through the host at every stage)
+    report = check_ode_solver(from_jax(rk4_jit), 4, steps=[4, 8, 16])
     assert report, str(report)
     assert all(f"P{i}" in " ".join(report.coverage) for i in range(1, 5))
 

@@ -265,18 +265,3 @@ def test_in_place_writes_reach_the_numpy_array_and_views_of_arguments_are_record
     fn = from_torch(lambda a, b: (a[:, :1], b + 1), dtype="float32")
     fn(np.ones((2, 2)), np.ones((2, 2)))
     assert fn.__reference_aliases__ == [(0, 0)]
-
-
-def test_from_torch_converts_arrays_floats_callables_and_results():
-    import collections
-
-    Pair = collections.namedtuple("Pair", "a b")
-    seen = {}
-
-    def fn(x, t, field, n, rng=None):
-        seen.update(x=x.dtype, t=type(t), n=n, rng=rng)
-        return Pair(field(x, t), {"sum": x.sum()})
-
-    out = from_torch(fn)(np.ones((2, 3)), 0.5, lambda x, t: 2 * x * t, 4, rng=None)
-    assert seen == {"x": torch.float64, "t": torch.Tensor, "n": 4, "rng": None}
-    assert isinstance(out, Pair) and np.array_equal(out.a, np.ones((2, 3))) and out.b["sum"] == 6.0
