@@ -14,7 +14,7 @@ from .._validate import check_callable, check_finite_number, check_positive_int
 from ..autodiff import hutchinson_variance
 from ._args import check_dims, check_framework, check_k, check_precision, check_seed
 from ._fields import FIELD_KINDS, closed_forms, make_field, nonlinear_divergence, nonlinear_jacobian, points_for
-from ._guard import Impl, as_array, continuing, run_checker
+from ._guard import Impl, Stop, as_array, continuing, run_checker
 from ._precision import parse_precision
 from ._report import K_SE, Recorder, assert_twin, roundoff_tol
 from ._stats import locate_and_average
@@ -121,9 +121,15 @@ def _ll_body(rec, impl, framework, atol, n, seed, stochastic, n_repeats, k, dims
 
                     def single(c, u=u, x=x, where=where):
                         return call(u, x, where, n)
-                    value, se, _, lives, m = locate_and_average(rep, single, n, n_repeats, n_calls, lambda: rec.precision.eps)
+                    value, se, _, lives, m = locate_and_average(rep, single, n, n_repeats, n_calls,
+                                                                lambda: rec.precision.eps)
+                    if not (onp.all(onp.isfinite(value)) and onp.all(onp.isfinite(se))):
+                        rec.fail(f"{where} the mean or the standard error of the estimates is not finite (they "
+                                 "overflow)")
+                        raise Stop
                     rec.note(f"{where}: randomness {lives} ({m} samples per point)" if lives != "none" else
-                             f"{where}: the same value in every call and every repeat (deterministic, or a fixed seed)")
+                             f"{where}: the estimate does not vary (exact for this field, deterministic, or seeded the same "
+                             "way at each call)")
                 else:
                     value, se = call(u, x, where, n), onp.zeros(n)
                     if first is None:
@@ -291,6 +297,9 @@ def _div_dimension(rec, impl, framework, n_repeats, k, seed, d, known, n_calls, 
         return call(X, _DIV_T, seed + 1000 + c, n)
 
     mean, se, samples, lives, m = locate_and_average(rep, single, n, n_repeats, n_calls, lambda: rec.precision.eps)
+    if not (onp.all(onp.isfinite(mean)) and onp.all(onp.isfinite(se))):
+        rec.fail(f"{where} the mean or the standard error of the estimates is not finite (the values overflow)")
+        raise Stop
     lives_seen.add(lives)
     prec = known or rec.precision
     floor = roundoff_tol(prec.eps) * (1.0 + onp.abs(trace))
