@@ -66,11 +66,12 @@ def ot_pair(x0, x1):
         x1: data points, shape ``(n, d)``.
 
     Returns:
-        ``(x0, x1[sigma])``: ``x0`` unchanged (the input itself when it is float64) and ``x1`` reordered by
-        ``ot_permutation``, so that row ``i`` of both is an optimally paired ``z_i``.
+        ``(x0, x1[sigma])``: a copy of ``x0`` (never the caller's array, so that updating one cannot change
+        the other) and ``x1`` reordered by ``ot_permutation``, so that row ``i`` of both is an optimally paired
+        ``z_i``.
     """
     x0, x1 = _batch_pair(x0, x1)
-    return x0, x1[ot_permutation(x0, x1)]
+    return x0.copy(), x1[ot_permutation(x0, x1)]
 
 
 def pairing_cost(x0, x1):

@@ -15,9 +15,15 @@ def pytest_configure(config):
 
 
 def pytest_report_header(config):
+    lines = []
     missing = [name for name in LIBRARIES if importlib.util.find_spec(name) is None]
     if missing:
-        return f"interop: {', '.join(missing)} not installed, tests/interop is skipped"
-    import torch
+        lines.append(f"interop: {', '.join(missing)} not installed, the PyTorch cross-checks are skipped")
+    else:
+        import torch
 
-    return f"interop: torch {torch.__version__} with {', '.join(LIBRARIES[1:])}"
+        lines.append(f"interop: torch {torch.__version__} with {', '.join(LIBRARIES[1:])}")
+    jax_missing = [name for name in ("jax", "diffrax") if importlib.util.find_spec(name) is None]
+    lines.append(f"interop: {', '.join(jax_missing)} not installed, the JAX cross-checks are skipped" if jax_missing
+                 else "interop: jax and diffrax found")
+    return lines

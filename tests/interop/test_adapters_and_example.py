@@ -47,16 +47,18 @@ def _torch_hutchinson(u, x, t, rng):
 
 
 def test_a_pytorch_divergence_estimator_is_checked_on_pytorch_fields():
-    report = check_divergence_estimator(_torch_hutchinson, framework="torch")
+    report = check_divergence_estimator(_torch_hutchinson, framework="torch", n_repeats=500, dims=(1, 3))
     assert report and any("Rademacher" in note for note in report.notes), str(report)
-    flipped = check_divergence_estimator(lambda u, x, t, rng: -_torch_hutchinson(u, x, t, rng), framework="torch")
+    flipped = check_divergence_estimator(lambda u, x, t, rng: -_torch_hutchinson(u, x, t, rng), framework="torch",
+                                         n_repeats=500, dims=(1, 3))
     assert not flipped and flipped.diagnosis == "sign flipped"
 
 
 def test_the_readme_example_trains_wraps_and_checks():
     from tests.interop import example_pytorch_cfm
 
-    path, solver, likelihood, field = example_pytorch_cfm.main(n_train=300)
+    # the likelihood check in two dimensions here (the script's own run covers 1, 2, 3, 5)
+    path, solver, likelihood, field = example_pytorch_cfm.main(n_train=300, dims=(1, 3))
     assert path and solver and likelihood, "\n".join(map(str, (path, solver, likelihood)))
     # 300 steps is a short training run: far from the zero field (relative loss 1), not yet under 5 %
     assert field.figures["relative_fm_loss"] < 0.5 and not field.passed

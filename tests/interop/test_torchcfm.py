@@ -73,6 +73,6 @@ def test_exact_ot_matcher_pairs_optimally_but_samples_the_plan_with_replacement(
     assert not default and default.diagnosis == "pairs drawn with replacement"
     # every pair it draws is a pair of the optimal assignment
     on_plan = [v for name, v in default.figures.items() if name.startswith("pairs_on_optimal_plan")]
-    assert len(on_plan) == 3 and all(v == 1.0 for v in on_plan)
+    assert len(on_plan) == 12 and all(v == 1.0 for v in on_plan)  # 3 batch sizes in each of d = 1, 2, 3, 5
     without = check_ot_pairing(from_torch(lambda x0, x1: matcher.ot_sampler.sample_plan(x0, x1, replace=False)))
     assert without, str(without)

@@ -33,7 +33,7 @@ def test_fixed_grid_methods_have_their_order_forwards_and_backwards(method, orde
 
 
 def test_dopri5_at_fixed_steps_is_fifth_order():
-    report = check_ode_solver(from_torch(_dopri5_fixed), 5)
+    report = check_ode_solver(from_torch(_dopri5_fixed), 5, steps=[4, 8, 16])  # torchdiffeq pins steps slowly
     assert report, str(report)
 
 
