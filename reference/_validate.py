@@ -31,7 +31,7 @@ def _describe(value):
     return f"{type(v).__name__} {v!r}"
 
 
-def as_points(x, name="x", d=None, allow_traced=True):
+def as_points(x, name="x", d=None, allow_traced=True, like=None):
     """Return ``x`` as a float64 batch of points of shape ``(n, d)``.
 
     Args:
@@ -39,6 +39,7 @@ def as_points(x, name="x", d=None, allow_traced=True):
         name: the argument's name, used in the error message.
         d: the expected dimension, or None for any ``d >= 1``.
         allow_traced: whether an autograd box may be returned as it is.
+        like: the name of the argument ``d`` comes from, for the message (e.g. ``"x"``).
 
     Returns:
         ``x`` as a float64 ``numpy`` array (or the unchanged autograd box).
@@ -68,7 +69,7 @@ def as_points(x, name="x", d=None, allow_traced=True):
     if n < 1 or dim < 1:
         raise ValueError(f"{name} must have n >= 1 points of dimension d >= 1, got shape {(n, dim)}")
     if d is not None and dim != d:
-        raise ValueError(f"{name} must have dimension d = {d}, got shape {(n, dim)}")
+        raise ValueError(f"{name} must have dimension d = {d}{f' like {like}' if like else ''}, got shape {(n, dim)}")
     if not onp.all(onp.isfinite(value)):
         bad = int(onp.sum(~onp.isfinite(value)))
         raise ValueError(f"{name} holds {bad} non-finite value(s) (NaN or inf)")
@@ -79,7 +80,7 @@ def as_points(x, name="x", d=None, allow_traced=True):
     return value
 
 
-def as_time(t, n, name="t", low=None, high=None):
+def as_time(t, n, name="t", low=None, high=None, like=None):
     """Return ``t`` as a float or a float64 array of shape ``(n,)``.
 
     Args:
@@ -87,6 +88,7 @@ def as_time(t, n, name="t", low=None, high=None):
         n: the number of points in the batch ``t`` goes with.
         name: the argument's name, used in the error message.
         low, high: an inclusive range that ``t`` must lie in, or None.
+        like: the name of the points ``t`` goes with, for the message (e.g. ``"x"``).
 
     Returns:
         A float (scalar ``t``) or an array of shape ``(n,)``; a traced autograd box is
@@ -109,7 +111,7 @@ def as_time(t, n, name="t", low=None, high=None):
             t = t[:, 0]
     if arr.ndim not in (0, 1) or (arr.ndim == 1 and arr.shape[0] != n):
         raise ValueError(
-            f"{name} must be a float or an array of shape ({n},) (one time per point), "
+            f"{name} must be a float or an array of shape ({n},) (one time per point{f' of {like}' if like else ''}), "
             f"got shape {arr.shape}"
         )
     if not onp.all(onp.isfinite(arr)):
@@ -136,7 +138,9 @@ def check_field_output(out, n, d, name="u"):
     if not isinstance(value, onp.ndarray):
         raise TypeError(f"{name}(x, t) must return a NumPy array of shape {(n, d)}, got {type(value).__name__}")
     if value.dtype.kind not in "iuf":
-        raise TypeError(f"{name}(x, t) must return real numbers, got dtype {value.dtype}")
+        hint = (" (an object array: where it is differentiated, write it with autograd.numpy)"
+                if value.dtype.kind == "O" else "")
+        raise TypeError(f"{name}(x, t) must return real numbers, got dtype {value.dtype}{hint}")
     shape = onp.shape(value)
     if shape != (n, d):
         raise ValueError(f"{name}(x, t) must return shape {(n, d)} like x, got shape {shape}")
@@ -145,13 +149,25 @@ def check_field_output(out, n, d, name="u"):
     return out
 
 
-def check_positive_int(k, name, minimum=1):
-    """Return ``k`` as an int, raising unless it is an integer ``>= minimum``."""
+def check_positive_int(k, name, minimum=1, maximum=None):
+    """Return ``k`` as an int, raising unless it is an integer ``>= minimum`` (and ``<= maximum``)."""
     if isinstance(k, bool) or not isinstance(k, numbers.Integral):
         raise TypeError(f"{name} must be an integer >= {minimum}, got {_describe(k)}")
     if k < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {k}")
+    if maximum is not None and k > maximum:
+        raise ValueError(f"{name} must be an integer between {minimum} and {maximum}, got {k}")
     return int(k)
+
+
+MAX_COUNT = 2**31 - 1
+"""The largest count (of points, steps, layers, widths, probes, ...) the package accepts: beyond it
+an array would not fit in memory, or a loop would not end."""
+
+
+def check_count(k, name, minimum=1):
+    """``check_positive_int`` for a count: an integer from ``minimum`` to ``MAX_COUNT``."""
+    return check_positive_int(k, name, minimum, MAX_COUNT)
 
 
 def check_finite_number(v, name, positive=False, nonnegative=False):

@@ -17,6 +17,7 @@ from autograd import make_vjp
 from autograd.tracer import getval
 
 from ._validate import (
+    MAX_COUNT,
     as_points,
     as_real_array,
     as_time,
@@ -24,7 +25,7 @@ from ._validate import (
     check_callable,
     check_choice,
     check_field_output,
-    check_positive_int,
+    check_count,
     check_rng,
     refuse_non_finite,
 )
@@ -126,7 +127,7 @@ def value_and_divergence(u, x, t):
     check_callable(u, "u")
     x = as_points(x)
     n, d = x.shape
-    t = as_time(t, n)
+    t = as_time(t, n, like="x")
     vjp, value = _row_vjp(_field_at(u, t, n, d), x, "u")
     return value, sum(vjp(_unit_rows(n, d, i))[:, i] for i in range(d))
 
@@ -165,8 +166,10 @@ def _check_shape(shape):
     """``shape`` as a tuple of integers ``>= 0`` (an integer ``k`` is ``(k,)``)."""
     entries = (shape,) if isinstance(shape, numbers.Integral) and not isinstance(shape, bool) else shape
     if not isinstance(entries, (tuple, list)) or not all(
-            isinstance(k, numbers.Integral) and not isinstance(k, bool) and k >= 0 for k in entries):
+            isinstance(k, numbers.Integral) and not isinstance(k, bool) for k in entries):
         raise TypeError(f"shape must be a tuple of integers >= 0, e.g. (n_probes, n, d), got {shape!r}")
+    if not all(0 <= k <= MAX_COUNT for k in entries) or int(onp.prod([float(k) for k in entries])) > MAX_COUNT:
+        raise ValueError(f"shape must be a tuple of integers >= 0 with at most {MAX_COUNT} entries in all, got {shape!r}")
     return tuple(int(k) for k in entries)
 
 
@@ -194,8 +197,8 @@ def hutchinson_divergence(u, x, t, rng=None, n_probes=1, noise="rademacher", pro
     check_callable(u, "u")
     x = as_points(x)
     n, d = x.shape
-    t = as_time(t, n)
-    n_probes = check_positive_int(n_probes, "n_probes")
+    t = as_time(t, n, like="x")
+    n_probes = check_count(n_probes, "n_probes")
     noise = check_choice(noise, "noise", NOISES)
     return_value = check_bool(return_value, "return_value")
     if rng is not None:

@@ -30,7 +30,7 @@ import numpy as onp
 from autograd.tracer import getval
 
 from ._validate import (
-    as_points, as_real_array, as_time, check_finite_number, check_positive_int, check_rng, refuse_non_finite,
+    as_points, as_real_array, as_time, check_finite_number, check_count, check_rng, refuse_non_finite,
 )
 from .cnf import _augmented_field
 from .flows.chain import planar_chain_forward
@@ -53,7 +53,7 @@ def planar_field_init(d, rng, scale=1.0):
     Returns:
         ``{"a": (2, d), "b": (2, d), "c": (2,)}``.
     """
-    d = check_positive_int(d, "d")
+    d = check_count(d, "d")
     rng = check_rng(rng)
     std = float(check_finite_number(scale, "scale", positive=True)) / onp.sqrt(d)
     return {"a": rng.normal(0, std, (2, d)), "b": rng.normal(0, std, (2, d)), "c": rng.normal(0, std, 2)}
@@ -137,7 +137,7 @@ def planar_velocity(params, x, t):
     x = as_points(x)
     n, d = np.shape(x)
     a, b, c = _check_params(params, d)
-    t = as_time(t, n)
+    t = as_time(t, n, like="x")
     with onp.errstate(over="ignore", invalid="ignore"):
         u = _velocity(a, b, c, x, t)
     return _finite(u, "u(x, t)", params, x=x)
@@ -159,7 +159,7 @@ def planar_divergence(params, x, t):
     x = as_points(x)
     n, d = np.shape(x)
     a, b, c = _check_params(params, d)
-    t = as_time(t, n)
+    t = as_time(t, n, like="x")
     with onp.errstate(over="ignore", invalid="ignore"):
         div = _divergence(a, b, c, x, t)
     return _finite(div, "div u(x, t)", params, x=x)
@@ -174,7 +174,7 @@ def planar_layers(params, K):
         a list of ``K`` dicts ``{"a": (d,), "b": (d,), "c": ()}`` for ``flows.planar``,
         layer 1 first.
     """
-    K = check_positive_int(K, "K")
+    K = check_count(K, "K")
     a, b, c = _check_params(params)
     layers = []
     with onp.errstate(over="ignore", invalid="ignore"):

@@ -40,7 +40,7 @@ from ._validate import (
     check_choice,
     check_finite_number,
     check_log_density,
-    check_positive_int,
+    check_count,
     check_real,
     check_rng,
 )
@@ -96,7 +96,7 @@ def augmented_field(u_and_div, d):
         of the wrong shape or with NaN or inf.
     """
     check_callable(u_and_div, "u_and_div")
-    d = check_positive_int(d, "d")
+    d = check_count(d, "d")
     inner = _augmented_field(u_and_div, d)
 
     def field(z, t):
@@ -129,12 +129,12 @@ def _check_options(method, log_p0, n_steps, divergence, rng, noise, n_probes, re
     """Every option checked, used or not (an option given by mistake is not silently ignored)."""
     check_choice(method, "method", METHODS)
     check_callable(log_p0, "log_p0")
-    check_positive_int(n_steps, "n_steps")
+    check_count(n_steps, "n_steps")
     check_choice(divergence, "divergence", DIVERGENCES)
     if rng is not None:
         check_rng(rng)
     check_choice(noise, "noise", NOISES)
-    check_positive_int(n_probes, "n_probes")
+    check_count(n_probes, "n_probes")
     check_bool(resample_probes, "resample_probes")
     check_real(rtol, "rtol", low=0.0)
     check_real(atol, "atol", low=0.0, low_open=True)
@@ -162,7 +162,7 @@ def cnf_logpdf(u, x, n_steps=100, method="rk4", divergence="exact", rng=None, t=
             ``nn.VelocityNetwork`` does) or ``"hutchinson"`` (``eps^T J eps``, one backward
             pass per probe; unbiased).
         rng: ``numpy.random.Generator`` for Hutchinson's probes.
-        t: the time of the density, default 1 (the data end).
+        t: the time of the density, in ``[0, 1]``, default 1 (the data end).
         noise: Hutchinson probes, ``"rademacher"`` or ``"gaussian"``.
         n_probes: probes averaged at each evaluation.
         resample_probes: False (default): probes drawn once per solve and reused at every
@@ -180,7 +180,7 @@ def cnf_logpdf(u, x, n_steps=100, method="rk4", divergence="exact", rng=None, t=
     n, d = np.shape(x)
     _check_options(method, log_p0, n_steps, divergence, rng, noise, n_probes, resample_probes, rtol, atol)
     return_x0 = check_bool(return_x0, "return_x0")
-    t = float(check_finite_number(t, "t"))
+    t = check_real(t, "t", low=0.0, high=1.0)
     u_and_div = _velocity_and_divergence_fn(u, n, d, divergence, rng, noise, n_probes, resample_probes,
                                             method == "adaptive")
     z1 = np.concatenate([x, np.zeros((n, 1))], axis=1)
@@ -207,7 +207,7 @@ def cnf_sample(u, x0, n_steps=100, method="rk4", return_logpdf=False, divergence
         return_logpdf: also integrate the log-density along each trajectory.
         divergence, rng, noise, n_probes, resample_probes, log_p0, rtol, atol: as in
             ``cnf_logpdf`` (used only with ``return_logpdf``).
-        t: the end time, default 1.
+        t: the end time, in ``[0, 1]``, default 1.
 
     Returns:
         ``x(t)`` of shape ``(n, d)``, or ``(x(t), log p_t(x(t)))`` with the second of
@@ -218,7 +218,7 @@ def cnf_sample(u, x0, n_steps=100, method="rk4", return_logpdf=False, divergence
     n, d = np.shape(x0)
     _check_options(method, log_p0, n_steps, divergence, rng, noise, n_probes, resample_probes, rtol, atol)
     return_logpdf = check_bool(return_logpdf, "return_logpdf")
-    t = float(check_finite_number(t, "t"))
+    t = check_real(t, "t", low=0.0, high=1.0)
     if not return_logpdf:
         return _solve(u, x0, 0.0, t, n_steps, method, rtol, atol)
     u_and_div = _velocity_and_divergence_fn(u, n, d, divergence, rng, noise, n_probes, resample_probes,

@@ -10,7 +10,7 @@ import numpy as onp
 from autograd.scipy.special import logsumexp
 from autograd.tracer import getval
 
-from ._validate import as_points, as_real_array, check_bool, check_choice, check_positive_int, check_rng, refuse_non_finite
+from ._validate import as_points, as_real_array, check_bool, check_choice, check_count, check_rng, refuse_non_finite
 
 __all__ = [
     "standard_normal_logpdf",
@@ -48,8 +48,8 @@ def sample_standard_normal(n, d, rng):
     Returns:
         shape ``(n, d)``.
     """
-    n = check_positive_int(n, "n")
-    d = check_positive_int(d, "d")
+    n = check_count(n, "n")
+    d = check_count(d, "d")
     return check_rng(rng).standard_normal((n, d))
 
 
@@ -79,7 +79,8 @@ class GaussianMixture:
                 raise ValueError("covs must be > 0 (variances of isotropic components)")
             covs = covs[:, None, None] * onp.eye(d)
         if covs.shape != (k, d, d):
-            raise ValueError(f"covs must have shape ({k}, {d}, {d}) or ({k},), got {covs.shape}")
+            raise ValueError(f"covs must have shape ({k}, {d}, {d}) or ({k},) (K = {k} components in d = {d} dimensions, "
+                             f"like weights and means), got {covs.shape}")
         scale = onp.max(onp.abs(covs), axis=(1, 2), keepdims=True)
         if not onp.all(onp.abs(covs - onp.swapaxes(covs, 1, 2)) <= 1e-12 * scale):
             raise ValueError("covs must be symmetric")
@@ -116,7 +117,7 @@ class GaussianMixture:
         Returns:
             shape ``(n, d)`` (and the component indices, shape ``(n,)``).
         """
-        n = check_positive_int(n, "n")
+        n = check_count(n, "n")
         rng = check_rng(rng)
         return_components = check_bool(return_components, "return_components")
         k = rng.choice(self.n_components, size=n, p=self.weights)
@@ -256,6 +257,6 @@ def make_dataset(name, n, rng):
         shape ``(n, 2)``, float64.
     """
     check_choice(name, "name", DATASETS)
-    n = check_positive_int(n, "n")
+    n = check_count(n, "n")
     rng = check_rng(rng)
     return onp.asarray(_GENERATORS[name](n, rng), dtype=onp.float64)

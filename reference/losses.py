@@ -32,7 +32,7 @@ from ._validate import (
     check_field_output,
     check_finite_number,
     check_instance,
-    check_positive_int,
+    check_count,
     refuse_non_finite,
 )
 from .oracles import GaussianMixtureOracle, _gauss_legendre_01, path_quadrature
@@ -82,7 +82,7 @@ def fm_loss(v, u, t, x, weights=None):
     check_callable(u, "u")
     x = as_points(x)
     n, d = np.shape(x)
-    t = as_time(t, n, low=0.0, high=1.0)
+    t = as_time(t, n, low=0.0, high=1.0, like="x")
     weights = _check_weights(weights, n)
     diff = check_field_output(v(x, t), n, d, "v") - check_field_output(u(x, t), n, d, "u")
     with onp.errstate(over="ignore", invalid="ignore"):
@@ -108,10 +108,10 @@ def cfm_loss(v, path, t, z, x, weights=None):
     _check_path(path)
     x = as_points(x)
     n, d = np.shape(x)
-    x0, x1 = path.split_z(z, d=d)
+    x0, x1 = path.split_z(z, d=d, like="x")
     if np.shape(x1)[0] != n:
         raise ValueError(f"x and z must have the same number of rows, got {n} and {np.shape(x1)[0]}")
-    t = as_time(t, n, low=0.0, high=1.0)
+    t = as_time(t, n, low=0.0, high=1.0, like="x")
     weights = _check_weights(weights, n)
     diff = check_field_output(v(x, t), n, d, "v") - path.velocity(x, t, z)
     with onp.errstate(over="ignore", invalid="ignore"):
@@ -138,7 +138,7 @@ def conditional_velocity_second_moment(path, second_moment, d, t):
         shape ``(n,)``.
     """
     _check_path(path)
-    d = check_positive_int(d, "d")
+    d = check_count(d, "d")
     second_moment = float(check_finite_number(second_moment, "second_moment", nonnegative=True))
     t = as_time_array(t)
     _, (da, db, ds) = path.schedules(t)
@@ -168,9 +168,9 @@ def cfm_constant(oracle, n_t=64, n_x=None, rule=None):
         a float.
     """
     check_instance(oracle, GaussianMixtureOracle, "oracle", "reference.oracles.GaussianMixtureOracle")
-    n_t = check_positive_int(n_t, "n_t")
+    n_t = check_count(n_t, "n_t")
     if n_x is not None:
-        n_x = check_positive_int(n_x, "n_x")
+        n_x = check_count(n_x, "n_x")
     if rule is not None:
         check_choice(rule, "rule", ("grid", "hermite"))
     t, w = _gauss_legendre_01(n_t)

@@ -27,7 +27,7 @@ import numpy as onp
 from autograd.tracer import getval
 
 from ._parallel import parallel_map
-from ._validate import as_points, as_time, check_instance, check_positive_int, refuse_non_finite
+from ._validate import as_points, as_time, check_instance, check_count, refuse_non_finite
 from .paths import GaussianPath, _gaussian_logpdf, _gaussian_path_velocity
 
 __all__ = ["posterior_weights", "marginal_logpdf", "marginal_velocity", "DEFAULT_CHUNK"]
@@ -40,10 +40,10 @@ def _check_inputs(path, x, t, z, chunk_size):
     check_instance(path, GaussianPath, "path", "reference.paths.GaussianPath")
     x = as_points(x)
     n, d = np.shape(x)
-    x0, x1 = path.split_z(z, d=d)
-    t_vec = np.ones(n) * as_time(t, n, low=0.0, high=1.0)
+    x0, x1 = path.split_z(z, d=d, like="x")
+    t_vec = np.ones(n) * as_time(t, n, low=0.0, high=1.0, like="x")
     if chunk_size is not None:
-        chunk_size = check_positive_int(chunk_size, "chunk_size")
+        chunk_size = check_count(chunk_size, "chunk_size")
     return x, t_vec, x0, x1, chunk_size
 
 

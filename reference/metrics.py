@@ -34,7 +34,7 @@ from ._validate import (
     check_bool,
     check_callable,
     check_finite_number,
-    check_positive_int,
+    check_count,
     check_real,
     check_rng,
     refuse_non_finite,
@@ -55,7 +55,7 @@ __all__ = [
 
 def _sample_pair(x, y, min_points=1):
     x = as_points(x, "x", allow_traced=False)
-    y = as_points(y, "y", d=x.shape[1], allow_traced=False)
+    y = as_points(y, "y", d=x.shape[1], allow_traced=False, like="x")
     for name, s in (("x", x), ("y", y)):
         if s.shape[0] < min_points:
             raise ValueError(
@@ -254,7 +254,7 @@ def sliced_wasserstein2(x, y, rng, n_projections=128):
     """
     x, y = _sample_pair(x, y)
     rng = check_rng(rng)
-    n_projections = check_positive_int(n_projections, "n_projections")
+    n_projections = check_count(n_projections, "n_projections")
     theta = rng.standard_normal((n_projections, x.shape[1]))
     theta /= onp.linalg.norm(theta, axis=1, keepdims=True)  # uniform on the sphere
     c = _scale_of(x, y)
@@ -305,9 +305,9 @@ def noise_floor(metric, sampler, n, rng, n_repeats=10):
     """
     check_callable(metric, "metric")
     check_callable(sampler, "sampler")
-    n = check_positive_int(n, "n")
+    n = check_count(n, "n")
     rng = check_rng(rng)
-    n_repeats = check_positive_int(n_repeats, "n_repeats", minimum=2)
+    n_repeats = check_count(n_repeats, "n_repeats", minimum=2)
     values = []
     for _ in range(n_repeats):
         x = as_points(sampler(n, rng), "sampler(n, rng)")

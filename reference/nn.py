@@ -19,11 +19,12 @@ import numbers
 from ._parallel import parallel_map
 from .autodiff import value_and_divergence
 from ._validate import (
+    MAX_COUNT,
     as_points,
     as_real_array,
     as_time,
     check_bool,
-    check_positive_int,
+    check_count,
     check_rng,
     refuse_non_finite,
 )
@@ -77,8 +78,21 @@ def _activation(activation):
     if isinstance(activation, str) and activation in _ACTIVATIONS:
         return _ACTIVATIONS[activation]
     if callable(activation) and not isinstance(activation, str):
-        return activation
+        return _checked_activation(activation)
     raise ValueError(f"activation must be one of {list(ACTIVATIONS)} or a callable, got {activation!r}")
+
+
+def _checked_activation(sigma):
+    """A user's activation, its output checked: an array of its input's shape, real."""
+    def checked(a):
+        out = sigma(a)
+        value = getval(out)
+        if not isinstance(value, onp.ndarray) or value.shape != onp.shape(getval(a)) or value.dtype.kind not in "iuf":
+            raise TypeError(f"activation(a) must return a real array of a's shape {onp.shape(getval(a))}, got "
+                            f"{type(value).__name__}" + (f" of shape {value.shape} and dtype {value.dtype}"
+                                                         if isinstance(value, onp.ndarray) else ""))
+        return out
+    return checked
 
 
 def _check_widths(sizes, name, minimum_length):
@@ -90,6 +104,8 @@ def _check_widths(sizes, name, minimum_length):
             raise TypeError(f"{name}[{k}] must be an integer >= 1 (a layer width), got {w!r}")
         if w < 1:
             raise ValueError(f"{name}[{k}] must be an integer >= 1 (a layer width), got {w}")
+        if w > MAX_COUNT:
+            raise ValueError(f"{name}[{k}] must be an integer from 1 to {MAX_COUNT} (a layer width), got {w}")
     if len(sizes) < minimum_length:
         raise ValueError(f"{name} must hold at least an input and an output width, got {tuple(sizes)}")
     return tuple(int(w) for w in sizes)
@@ -199,7 +215,7 @@ def velocity_init(d, hidden=(64, 64, 64), rng=None):
         hidden: the hidden widths.
         rng: ``numpy.random.Generator``.
     """
-    d = check_positive_int(d, "d")
+    d = check_count(d, "d")
     hidden = _check_widths(hidden, "hidden", 0)
     return mlp_init((d + 1, *hidden, d), rng)
 
@@ -226,7 +242,7 @@ def velocity_apply(params, x, t, activation="silu"):
         raise ValueError(f"x must have dimension d = {d_out} for these params (they map [x, t] in R^{d_in} to R^{d_out}), "
                          f"got shape {np.shape(x)}")
     n = np.shape(x)[0]
-    t = as_time(t, n)
+    t = as_time(t, n, like="x")
     with onp.errstate(over="ignore", invalid="ignore"):
         v = _velocity_apply(params, x, t, sigma)
     return refuse_non_finite(v, "v_theta(x, t)", large={"x": x, "params": _leaves(params)})
@@ -508,7 +524,7 @@ def velocity_and_divergence_flat(theta, sizes, x, t):
     x = as_points(x, allow_traced=False)
     if x.shape[1] != sizes[-1]:
         raise ValueError(f"x must have dimension d = {sizes[-1]} for sizes {sizes}, got shape {x.shape}")
-    t = as_time(t, x.shape[0])
+    t = as_time(t, x.shape[0], like="x")
     with onp.errstate(over="ignore", invalid="ignore"):
         v, div = _velocity_and_divergence_flat(theta, sizes, x, t)
     return (refuse_non_finite(v, "v_theta(x, t)", large={"x": x, "theta": theta}),
@@ -582,7 +598,7 @@ class VelocityNetwork:
             return velocity_apply(self.params, x, t)
         x = as_points(x, d=self.d)
         n = x.shape[0]
-        t = as_time(t, n)
+        t = as_time(t, n, like="x")
         n_blocks = -(-n // self.BLOCK_ROWS)
         if n_blocks == 1:
             out = self._forward(x, t, slice(0, n))
@@ -604,7 +620,7 @@ class VelocityNetwork:
         if getval(x) is not x or getval(t) is not t:
             return value_and_divergence(lambda y, s: velocity_apply(self.params, y, s), x, t)
         x = as_points(x, d=self.d)
-        t = as_time(t, x.shape[0])
+        t = as_time(t, x.shape[0], like="x")
         with onp.errstate(over="ignore", invalid="ignore"):
             v, div = _velocity_and_divergence_flat(self.theta, self.sizes, x, t)
         culprits = {"x": x, "params": self.theta}

@@ -44,7 +44,7 @@ from ._validate import (
     check_callable,
     check_field_output,
     check_finite_number,
-    check_positive_int,
+    check_count,
     check_real,
     refuse_non_finite,
 )
@@ -137,7 +137,7 @@ class ButcherTableau:
         for i, row in enumerate(self.a):
             _check_coefficients(row, f"a[{i}]")
         if self.err_order is not None:
-            check_positive_int(self.err_order, "err_order")
+            check_count(self.err_order, "err_order")
         s = len(self.c)
         if s < 1 or len(self.b) != s or len(self.a) != s or any(len(row) != s for row in self.a):
             raise ValueError(
@@ -169,7 +169,7 @@ class ButcherTableau:
                 raise ValueError(f"tableau {self.name!r}: the weights b_err must sum to 1, got {float(sum(self.b_err))!r}")
             if self.err_order is None:
                 raise ValueError(f"tableau {self.name!r}: an embedded pair needs err_order")
-        check_positive_int(self.order, "order")
+        check_count(self.order, "order")
 
     @property
     def stages(self):
@@ -262,8 +262,8 @@ def get_tableau(method):
     raise ValueError(f"method must be one of {sorted(TABLEAUS)} or a ButcherTableau, got {method!r}")
 
 
-def _checked_field(u, n, d):
-    """``u`` wrapped so that a wrong shape or a non-finite value names the time it happened at."""
+def _checked_field(u, n, d, context=""):
+    """``u`` wrapped so that a wrong shape or a non-finite value names the time it happened at (and ``context``)."""
     def field(x, t):
         out = u(x, t)
         try:
@@ -271,7 +271,7 @@ def _checked_field(u, n, d):
         except ValueError as err:
             wrong_shape = onp.shape(getval(out)) != (n, d)  # bad input, not a failed solve
             kind = ValueError if wrong_shape else IntegrationError
-            raise kind(f"{err}, at t = {float(getval(t)):.17g}") from None
+            raise kind(f"{err}, at t = {float(getval(t)):.17g}{context}") from None
         return out
     return field
 
@@ -307,7 +307,7 @@ def rk_step(u, x, t, h, tableau, k1=None):
     if k1 is not None:
         k1 = as_real_array(k1, "k1", shape=(n, d), what=f"an array of shape {(n, d)} like x (u(x, t))")
     with onp.errstate(over="ignore", invalid="ignore"):
-        x_new, ks = _rk_step(_checked_field(u, n, d), x, t, h, tableau, k1)
+        x_new, ks = _rk_step(_checked_field(u, n, d, f" (in a step of h = {h:.6g} from t = {t:.6g})"), x, t, h, tableau, k1)
     return refuse_non_finite(x_new, "the step's result", large={"x": x, "h": onp.array([h])}), ks
 
 
@@ -379,10 +379,10 @@ def integrate(u, x0, t0=0.0, t1=1.0, n_steps=100, method="rk4", return_path=Fals
     n, d = np.shape(x)
     t0 = float(check_finite_number(t0, "t0"))
     t1 = float(check_finite_number(t1, "t1"))
-    n_steps = check_positive_int(n_steps, "n_steps")
+    n_steps = check_count(n_steps, "n_steps")
     tableau = get_tableau(method)
     return_path = check_bool(return_path, "return_path")
-    field = _checked_field(u, n, d)
+    field = _checked_field(u, n, d, f" (solving from t0 = {t0:.6g} to t1 = {t1:.6g})")
     times = onp.linspace(t0, t1, n_steps + 1)
     path = [x]
     k1 = None
@@ -431,7 +431,7 @@ class AdaptiveResult:
             as_real_array(self.states, "states", shape=(times.size,) + tuple(onp.shape(getval(x))),
                           what=f"an array of shape {(times.size,) + tuple(onp.shape(getval(x)))} (one state per time)")
         for name in ("n_fev", "n_accepted", "n_rejected"):
-            check_positive_int(getattr(self, name), name, minimum=0)
+            check_count(getattr(self, name), name, minimum=0)
         if self.n_accepted != times.size - 1:
             raise ValueError(f"n_accepted must be len(times) - 1 = {times.size - 1}, got {self.n_accepted}")
 
@@ -480,10 +480,10 @@ def initial_step(u, x0, t0, t1, rtol, atol, order, f0=None):
         raise ValueError(f"t1 must differ from t0 (there is no step to take), got t0 = t1 = {t0}")
     rtol = check_real(rtol, "rtol", low=0.0)
     atol = check_real(atol, "atol", low=0.0, low_open=True)
-    order = check_positive_int(order, "order")
+    order = check_count(order, "order")
     if f0 is not None:
         f0 = as_real_array(f0, "f0", shape=(n, d), what=f"an array of shape {(n, d)} like x0 (u(x0, t0))")
-    return _initial_step(_checked_field(u, n, d), x0, t0, t1, rtol, atol, order, f0)
+    return _initial_step(_checked_field(u, n, d, f" (from t0 = {t0:.6g} towards t1 = {t1:.6g})"), x0, t0, t1, rtol, atol, order, f0)
 
 
 def _log_norm(v, log_scale):
@@ -493,6 +493,14 @@ def _log_norm(v, log_scale):
         m = onp.max(lv, axis=1, keepdims=True)
         row = m[:, 0] + 0.5 * onp.log(onp.mean(onp.exp(2.0 * (lv - onp.where(onp.isfinite(m), m, 0.0))), axis=1))
     return float(onp.max(onp.where(onp.isfinite(m[:, 0]), row, -onp.inf)))
+
+
+def _log_scale(x0, rtol, atol):
+    """``log(atol + rtol |x0|)``, without overflow or a warning at x0 = 0."""
+    if rtol == 0.0:
+        return onp.full(onp.shape(x0), onp.log(atol))
+    with onp.errstate(divide="ignore"):
+        return onp.logaddexp(onp.log(atol), onp.log(rtol) + onp.log(onp.abs(x0)))
 
 
 def _initial_step(u, x0, t0, t1, rtol, atol, order, f0=None):
@@ -510,7 +518,7 @@ def _initial_step(u, x0, t0, t1, rtol, atol, order, f0=None):
     if onp.isfinite(d0) and onp.isfinite(d1):
         h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
     else:  # the weighted norms overflow (tolerances far below the state's size): their ratio in logs
-        log_scale = onp.logaddexp(onp.log(atol), onp.log(rtol) + onp.log(onp.abs(x0))) if rtol > 0 else onp.log(atol)
+        log_scale = _log_scale(x0, rtol, atol)
         l0, l1 = _log_norm(x0, log_scale), _log_norm(f0, log_scale)
         h0 = 1e-6 if l0 < onp.log(1e-5) or l1 < onp.log(1e-5) else float(onp.exp(onp.log(0.01) + l0 - l1))
     h0 = min(h0, span)
@@ -524,7 +532,7 @@ def _initial_step(u, x0, t0, t1, rtol, atol, order, f0=None):
         else:
             h1 = (0.01 / max(d1, d2)) ** (1.0 / (order + 1))
     else:
-        log_scale = onp.logaddexp(onp.log(atol), onp.log(rtol) + onp.log(onp.abs(x0))) if rtol > 0 else onp.log(atol)
+        log_scale = _log_scale(x0, rtol, atol)
         l1, l2 = _log_norm(f0, log_scale), _log_norm(f1 - f0, log_scale) - onp.log(h0)
         h1 = float(onp.exp((onp.log(0.01) - max(l1, l2)) / (order + 1)))
     return min(100 * h0, h1, span), n_fev
@@ -589,7 +597,7 @@ def integrate_adaptive(u, x0, t0=0.0, t1=1.0, rtol=1e-6, atol=1e-9, max_steps=10
     rtol = float(check_finite_number(rtol, "rtol", nonnegative=True))
     atol = float(check_finite_number(atol, "atol", positive=True))
     _check_attainable(x, rtol, atol)
-    max_steps = check_positive_int(max_steps, "max_steps")
+    max_steps = check_count(max_steps, "max_steps")
     safety = float(check_finite_number(safety, "safety", positive=True))
     if safety >= 1.0:
         raise ValueError(f"safety must be in (0, 1), got {safety}")
@@ -602,7 +610,7 @@ def integrate_adaptive(u, x0, t0=0.0, t1=1.0, rtol=1e-6, atol=1e-9, max_steps=10
     return_states = check_bool(return_states, "return_states")
 
     tableau = DOPRI5
-    field = _checked_field(u, n, d)
+    field = _checked_field(u, n, d, f" (solving from t0 = {t0:.6g} to t1 = {t1:.6g})")
     direction = 1.0 if t1 >= t0 else -1.0
     span = abs(t1 - t0)
     times, states = [t0], [x]
@@ -691,13 +699,13 @@ def flow(u, x, t, n_steps=100, method="rk4"):
     check_callable(u, "u")
     x = as_points(x)
     n, d = np.shape(x)
-    t = as_time(t, n)
+    t = as_time(t, n, like="x")
     if np.ndim(t) == 0:
         return integrate(u, x, 0.0, t, n_steps, method)
     t_col = onp.asarray(t)[:, None]
 
     def rescaled(y, r):
-        return t_col * u(y, r * onp.asarray(t))
+        return t_col * check_field_output(u(y, r * onp.asarray(t)), n, d)
 
     return integrate(rescaled, x, 0.0, 1.0, n_steps, method)
 
@@ -744,7 +752,7 @@ def push_samples(u, x0, times, n_steps=100, method="rk4"):
     ts = onp.atleast_1d(ts)
     if ts.size < 1 or onp.any(ts < 0) or onp.any(onp.diff(ts) < 0):
         raise ValueError(f"times must be >= 0 and non-decreasing, got {ts!r}")
-    n_steps = check_positive_int(n_steps, "n_steps")
+    n_steps = check_count(n_steps, "n_steps")
     get_tableau(method)
     total = n_steps * float(ts[-1])
     if total > _MAX_STEPS:

@@ -56,7 +56,7 @@ from ._validate import (
     as_time_array,
     check_choice,
     check_instance,
-    check_positive_int,
+    check_count,
     check_real,
     refuse_non_finite,
 )
@@ -275,7 +275,20 @@ def gaussian_flow_map(x, t, mean, cov, path=None, s=0.0):
     return refuse_non_finite(x_t, "x_t", large={"x": x, "mean": mean, "cov": cov}, small={"the std at s": r_s})
 
 
+_MAX_NODES = 10**8
+"""The most quadrature nodes the tensor-grid rules build (n_t n_x^d of them)."""
+
+
+def _check_nodes(n_t, n_x, dims, factor):
+    total = float(n_t) * float(n_x) ** dims * factor
+    if total > _MAX_NODES:
+        raise ValueError(f"n_t = {n_t} and n_x = {n_x} in {dims} dimensions make about {total:.3g} quadrature nodes "
+                         f"(more than {_MAX_NODES:.0e}); lower n_x or n_t")
+
+
 def _gauss_legendre_01(n):
+    if n > 10**4:  # numpy's nodes come from an n x n eigenproblem
+        raise ValueError(f"n_t must be at most 10^4 (Gauss-Legendre nodes in t), got {n}")
     nodes, weights = onp.polynomial.legendre.leggauss(n)
     return 0.5 * (nodes + 1.0), 0.5 * weights
 
@@ -310,9 +323,10 @@ def path_quadrature(oracle, n_t=32, n_x=32, rule="hermite"):
         accuracy of the rule for ``"grid"``).
     """
     check_instance(oracle, GaussianMixtureOracle, "oracle", "reference.oracles.GaussianMixtureOracle")
-    n_t, n_x = check_positive_int(n_t, "n_t"), check_positive_int(n_x, "n_x")
+    n_t, n_x = check_count(n_t, "n_t"), check_count(n_x, "n_x")
     check_choice(rule, "rule", ("hermite", "grid"))
     gm, d = oracle.mixture, oracle.dim
+    _check_nodes(n_t, n_x, d, gm.n_components if rule == "hermite" else 1)
     t_nodes, t_w = _gauss_legendre_01(n_t)
     (a, b, s), _ = oracle.path.schedules(t_nodes)
     root = onp.sqrt(a[:, None, None] ** 2 * oracle.lam[None] + (b**2 + s**2)[:, None, None])  # (n_t, K, d)
@@ -355,8 +369,9 @@ def conditional_quadrature(mixture, path, n_t=32, n_x=32):
     """
     check_instance(mixture, GaussianMixture, "mixture", "reference.distributions.GaussianMixture")
     check_instance(path, GaussianPath, "path", "reference.paths.GaussianPath")
-    n_t, n_x = check_positive_int(n_t, "n_t"), check_positive_int(n_x, "n_x")
+    n_t, n_x = check_count(n_t, "n_t"), check_count(n_x, "n_x")
     d = mixture.dim
+    _check_nodes(n_t, n_x, d * (3 if path.conditions_on_pairs else 2), mixture.n_components)
     t_nodes, t_w = _gauss_legendre_01(n_t)
     e, e_w = _gauss_hermite_normal(n_x, d)
     x1 = (mixture.means[:, None, :] + onp.einsum("kij,ej->kei", mixture.chol, e)).reshape(-1, d)

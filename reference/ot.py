@@ -26,7 +26,7 @@ __all__ = ["squared_cost_matrix", "ot_permutation", "ot_pair", "pairing_cost"]
 
 def _batch_pair(x0, x1):
     x0 = as_points(x0, "x0", allow_traced=False)
-    x1 = as_points(x1, "x1", d=x0.shape[1], allow_traced=False)
+    x1 = as_points(x1, "x1", d=x0.shape[1], allow_traced=False, like="x0")
     if x1.shape[0] != x0.shape[0]:
         raise ValueError(f"x0 and x1 must hold the same number of points, got {x0.shape[0]} and {x1.shape[0]}")
     return x0, x1

@@ -46,7 +46,7 @@ from ._validate import (
     as_time_array,
     check_callable,
     check_finite_number,
-    check_positive_int,
+    check_count,
     check_real,
     check_rng,
     refuse_non_finite,
@@ -158,7 +158,7 @@ def _gaussian_path_velocity(x, mean, dmean, std, dstd):
 
 def _point_pair(a, b, a_name, b_name):
     a = as_points(a, a_name)
-    b = as_points(b, b_name, d=np.shape(a)[1])
+    b = as_points(b, b_name, d=np.shape(a)[1], like=a_name)
     if np.shape(b)[0] != np.shape(a)[0]:
         raise ValueError(f"{a_name} and {b_name} must hold the same number of points, got {np.shape(a)[0]} and {np.shape(b)[0]}")
     return a, b
@@ -199,7 +199,7 @@ def conical_velocity(x, t, x1):
         shape ``(n, d)``.
     """
     x, x1 = _point_pair(x, x1, "x", "x1")
-    t = as_time(t, np.shape(x)[0], low=0.0, high=1.0)
+    t = as_time(t, np.shape(x)[0], low=0.0, high=1.0, like="x")
     if onp.any(onp.asarray(getval(t)) >= 1.0):
         raise ValueError("t must be < 1: the conical velocity (x1 - x) / (1 - t) is undefined at t = 1 "
                          "(the path is a Dirac delta at x1 there)")
@@ -266,26 +266,29 @@ class GaussianPath:
 
     def _schedule(self, f, which, t_vec):
         """``f(t)`` as an ``(n,)`` array, refused by the schedule's name unless real, finite and of the right shape."""
-        with onp.errstate(all="ignore"):
-            value = f(t_vec)
+        value = f(t_vec)
         raw = getval(value)
-        kind = onp.asarray(raw).dtype.kind if isinstance(raw, (onp.ndarray, numbers.Number)) else None
+        n = onp.shape(getval(t_vec))[0]
+        if isinstance(raw, onp.ndarray):
+            kind, shape = raw.dtype.kind, raw.shape
+        elif isinstance(raw, numbers.Real) and not isinstance(raw, bool):
+            kind, shape = "f", ()
+        else:
+            kind, shape = None, None
         if kind is None or kind not in "iuf":
             raise TypeError(f"{self.name}: the schedule {which}(t) must return real numbers, got "
-                            f"{type(raw).__name__}" + (f" of dtype {onp.asarray(raw).dtype}" if kind else ""))
-        n = onp.shape(getval(t_vec))[0]
-        if onp.shape(raw) not in ((), (n,)):
+                            f"{type(raw).__name__}" + (f" of dtype {raw.dtype}" if isinstance(raw, onp.ndarray) else ""))
+        if shape not in ((), (n,)):
             raise ValueError(f"{self.name}: the schedule {which}(t) must return shape ({n},) for t of shape ({n},), "
-                             f"got {onp.shape(raw)}")
-        bad = ~onp.isfinite(raw) if onp.ndim(raw) else onp.full(n, not onp.isfinite(raw))
-        if onp.any(bad):
+                             f"got {shape}")
+        if not onp.isfinite(raw).all():
+            bad = onp.broadcast_to(~onp.isfinite(raw), (n,))
             raise ValueError(f"{self.name}: the schedule {which}(t) is not finite at t = {_describe_times(t_vec, bad)}")
-        if which == "sigma":
-            negative = onp.broadcast_to(onp.asarray(raw) < 0.0, (n,))
-            if onp.any(negative):
-                raise ValueError(f"{self.name}: the schedule sigma(t) gives sigma_t < 0 at t = "
-                                 f"{_describe_times(t_vec, negative)}; a standard deviation must be >= 0")
-        return value + 0.0 * t_vec
+        if which == "sigma" and (raw < 0.0).any():
+            negative = onp.broadcast_to(raw < 0.0, (n,))
+            raise ValueError(f"{self.name}: the schedule sigma(t) gives sigma_t < 0 at t = "
+                             f"{_describe_times(t_vec, negative)}; a standard deviation must be >= 0")
+        return value if shape == (n,) else value + 0.0 * t_vec
 
     def _values(self, t_vec):
         alpha = self._schedule(self.alpha, "alpha", t_vec)
@@ -294,7 +297,7 @@ class GaussianPath:
 
     # -- z ---------------------------------------------------------------------------------
 
-    def split_z(self, z, d=None):
+    def split_z(self, z, d=None, like=None):
         """Check the conditioning variable and return ``(x0, x1)``  [lecture: Modeling Choices (z)]
 
         ``x0`` is None when ``z = x1``.
@@ -302,23 +305,24 @@ class GaussianPath:
         Args:
             z: ``x1`` of shape ``(m, d)``, or ``(x0, x1)`` with both of shape ``(m, d)``.
             d: the expected dimension, or None.
+            like: the name of the argument ``d`` comes from, for messages.
         """
         if d is not None:
-            d = check_positive_int(d, "d")
+            d = check_count(d, "d")
         if self.conditions_on_pairs:
             if not isinstance(z, (tuple, list)) or len(z) != 2:
                 raise TypeError(
                     f"z must be a tuple (x0, x1) of two (m, d) arrays for {self.name}, "
                     f"got {type(getval(z)).__name__}" + (f" of length {len(z)}" if isinstance(z, (tuple, list)) else "")
                 )
-            x0 = as_points(z[0], "z[0] (x0)", d=d)
-            x1 = as_points(z[1], "z[1] (x1)", d=d)
+            x0 = as_points(z[0], "z[0] (x0)", d=d, like=like)
+            x1 = as_points(z[1], "z[1] (x1)", d=d, like=like)
             if np.shape(x0) != np.shape(x1):
                 raise ValueError(f"x0 and x1 of z must have the same shape, got {np.shape(x0)} and {np.shape(x1)}")
             return x0, x1
         if isinstance(z, (tuple, list)):
             raise TypeError(f"z must be an (m, d) array of x1 for {self.name}, got a {type(z).__name__}")
-        return None, as_points(z, "z (x1)", d=d)
+        return None, as_points(z, "z (x1)", d=d, like=like)
 
     def sample_z(self, n, data, rng):
         """Draw ``z ~ p(z)``: ``x1`` resampled from ``data``, with ``x0 ~ N(0, I)`` for pairs  [lecture: summary table, step 1]
@@ -331,7 +335,7 @@ class GaussianPath:
         Returns:
             ``x1`` of shape ``(n, d)``, or the tuple ``(x0, x1)``.
         """
-        n = check_positive_int(n, "n")
+        n = check_count(n, "n")
         data = as_points(data, "data", allow_traced=False)
         rng = check_rng(rng)
         x1 = data[rng.integers(0, data.shape[0], size=n)]
@@ -353,7 +357,7 @@ class GaussianPath:
         """
         x0, x1 = self.split_z(z)
         n = np.shape(x1)[0]
-        t_vec = _time_vector(as_time(t, n, low=0.0, high=1.0), n)
+        t_vec = _time_vector(as_time(t, n, low=0.0, high=1.0, like="z"), n)
         alpha, beta, _ = self._values(t_vec)
         with onp.errstate(over="ignore", invalid="ignore"):
             mean = self._mean(alpha, beta, x0, x1)
@@ -426,10 +430,10 @@ class GaussianPath:
     def _parse(self, x, t, z, name="x"):
         x0, x1 = self.split_z(z)
         n, d = np.shape(x1)
-        x = as_points(x, name, d=d)
+        x = as_points(x, name, d=d, like="z")
         if np.shape(x)[0] != n:
             raise ValueError(f"{name} and z must have the same number of rows, got {np.shape(x)[0]} and {n}")
-        t_vec = _time_vector(as_time(t, n, low=0.0, high=1.0), n)
+        t_vec = _time_vector(as_time(t, n, low=0.0, high=1.0, like=name), n)
         return x, t_vec, x0, x1
 
     def _check_std(self, t_vec, std):

@@ -20,7 +20,7 @@ from ._validate import (
     check_field_output,
     check_instance,
     check_log_density,
-    check_positive_int,
+    check_count,
     check_real,
 )
 
@@ -42,7 +42,8 @@ BLUE, RED, GREY = "#1f5fa8", "#c0392b", "#7f7f7f"
 
 def _extent(extent):
     """``(xmin, xmax, ymin, ymax)`` as floats, finite, with ``xmin < xmax`` and ``ymin < ymax``."""
-    if isinstance(extent, (str, bytes)) or not isinstance(extent, (tuple, list, onp.ndarray)) or len(extent) != 4:
+    if isinstance(extent, (str, bytes)) or not isinstance(extent, (tuple, list, onp.ndarray)) or onp.ndim(extent) != 1 \
+            or len(extent) != 4:
         raise TypeError(f"extent must be four numbers (xmin, xmax, ymin, ymax), got {extent!r}")
     xmin, xmax, ymin, ymax = (check_real(v, f"extent[{k}]") for k, v in enumerate(extent))
     if not (xmin < xmax and ymin < ymax):
@@ -84,7 +85,7 @@ def grid_points(extent, n=200):
         ``(n * n, 2)`` (row-major, so ``values.reshape(n, n)`` lines up with ``X``).
     """
     xmin, xmax, ymin, ymax = _extent(extent)
-    n = check_positive_int(n, "n", minimum=2)
+    n = check_count(n, "n", minimum=2)
     X, Y = onp.meshgrid(onp.linspace(xmin, xmax, n), onp.linspace(ymin, ymax, n))
     return X, Y, onp.stack([X.ravel(), Y.ravel()], axis=1)
 
@@ -111,7 +112,7 @@ def samples(ax, x, color=BLUE, size=2.0, alpha=0.5, **kwargs):
     _color(color)
     size = check_real(size, "size", low=0.0)
     alpha = check_real(alpha, "alpha", low=0.0, high=1.0)
-    ax.scatter(x[:, 0], x[:, 1], s=size, c=color, alpha=alpha, linewidths=0, **kwargs)
+    ax.scatter(x[:, 0], x[:, 1], s=size, color=color, alpha=alpha, linewidths=0, **kwargs)
 
 
 def velocity_arrows(ax, u, t, extent, n=17, color="k", **kwargs):
@@ -131,7 +132,7 @@ def trajectories(ax, path, n_show=50, color=GREY, alpha=0.6, lw=0.7):
     path = as_real_array(path, "path", shape=(None, None, 2), what="an array of shape (n_times, n, 2)", allow_traced=False)
     if path.shape[0] < 1 or path.shape[1] < 1:
         raise ValueError(f"path must hold at least one time and one trajectory, got shape {path.shape}")
-    n_show = check_positive_int(n_show, "n_show")
+    n_show = check_count(n_show, "n_show")
     _color(color)
     alpha = check_real(alpha, "alpha", low=0.0, high=1.0)
     lw = check_real(lw, "lw", low=0.0)
@@ -164,7 +165,7 @@ def save(fig, out_dir, name, dpi=110):
     """Save ``fig`` as ``out_dir/name`` and close it; return the path.
 
     ``name`` is a file name relative to ``out_dir`` (sub-folders allowed, ``..`` and absolute
-    paths not); ``dpi > 0``.
+    paths not); ``dpi >= 1``.
     """
     check_instance(fig, Figure, "fig", "matplotlib Figure")
     if not isinstance(out_dir, (str, os.PathLike)):
@@ -174,7 +175,7 @@ def save(fig, out_dir, name, dpi=110):
             f"name must be a file name such as 'fig.png', got {name!r}")
     if PurePath(name).is_absolute() or ".." in PurePath(name).parts:
         raise ValueError(f"name must stay inside out_dir (no '..', not absolute), got {name!r}")
-    dpi = check_real(dpi, "dpi", low=0.0, low_open=True)
+    dpi = check_real(dpi, "dpi", low=1.0)
     path = Path(out_dir) / name
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, bbox_inches="tight")

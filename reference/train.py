@@ -27,7 +27,7 @@ from ._validate import (
     check_bool,
     check_callable,
     check_instance,
-    check_positive_int,
+    check_count,
     check_real,
     check_rng,
 )
@@ -50,6 +50,7 @@ from .ot import ot_pair
 from .paths import GaussianPath
 
 __all__ = [
+    "TrainingDiverged",
     "minibatch_indices",
     "flatten_params",
     "train_mle",
@@ -64,6 +65,14 @@ __all__ = [
 ]
 
 
+class TrainingDiverged(FloatingPointError, ValueError):
+    """A training run whose loss stopped being finite after it started finite: lr too large  [lecture: eq. (1); Flow Matching In Practice, step 4]
+
+    A ``FloatingPointError`` (the arithmetic blew up) and a ``ValueError`` (the step size
+    ``lr`` given was too large for the problem); the message gives the step.
+    """
+
+
 def minibatch_indices(n_data, n_steps, batch_size, rng):
     """Indices of the minibatches, uniform with replacement, one row per step  [lecture: eq. (1)]
 
@@ -76,9 +85,9 @@ def minibatch_indices(n_data, n_steps, batch_size, rng):
     Returns:
         an integer array of shape ``(n_steps, batch_size)``.
     """
-    n_data = check_positive_int(n_data, "n_data")
-    n_steps = check_positive_int(n_steps, "n_steps")
-    batch_size = check_positive_int(batch_size, "batch_size")
+    n_data = check_count(n_data, "n_data")
+    n_steps = check_count(n_steps, "n_steps")
+    batch_size = check_count(batch_size, "batch_size")
     return check_rng(rng).integers(0, n_data, size=(n_steps, batch_size))
 
 
@@ -192,13 +201,14 @@ def train_mle(log_p1, params, data, n_steps, batch_size=256, lr=1e-3, rng=None, 
             with onp.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 value, g = loss_and_grad(theta, step)
         except ValueError as err:
+            when = "at the start" if step == 0 else f"after {step} steps of lr = {lr:g}"
             raise type(err)(f"the negative log-likelihood of the minibatch of data at step {step} (with params as they "
-                            f"were then) could not be computed: {err}") from err
+                            f"were {when}) could not be computed: {err}") from err
         if not onp.isfinite(value):
             if step == 0:
                 raise ValueError(f"the negative log-likelihood is not finite ({value}) at the start: log_p1(params, x) "
                                  "gives the first minibatch of data density 0, or data or params are too large for float64")
-            raise FloatingPointError(f"the NLL became non-finite ({value}) at step {step}; lower lr")
+            raise TrainingDiverged(f"the NLL became non-finite ({value}) at step {step}; lower lr (it was {lr:g})")
         losses[step] = value
         if callback is not None:
             callback(unflatten(theta), step, value)
@@ -266,10 +276,15 @@ def train_planar(data, n_steps, n_layers=8, batch_size=256, lr=1e-2, rng=None, i
     """
     data = as_points(data, "data", allow_traced=False)
     rng = check_rng(rng)
-    n_layers = check_positive_int(n_layers, "n_layers")
+    n_layers = check_count(n_layers, "n_layers")
     init_scale = check_real(init_scale, "init_scale", low=0.0, low_open=True)
     raw = [planar_init(data.shape[1], rng, init_scale) for _ in range(n_layers)]
-    raw, losses = train_mle(_constrained_planar_logpdf, raw, data, n_steps, batch_size, lr, rng)
+    try:
+        raw, losses = train_mle(_constrained_planar_logpdf, raw, data, n_steps, batch_size, lr, rng)
+    except ValueError as err:
+        if "at the start" not in str(err):
+            raise
+        raise type(err)(f"init_scale = {init_scale:g} (the initial layers' scale) or data: {err}") from err
     return [planar_constrain(layer) for layer in raw], losses
 
 
@@ -324,7 +339,7 @@ def cfm_batch(path, data, batch_size, rng, ot_pairing=False):
         returns it, ``x`` of shape ``(batch_size, d)``.
     """
     _check_path(path, ot_pairing)
-    batch_size = check_positive_int(batch_size, "batch_size")
+    batch_size = check_count(batch_size, "batch_size")
     data = as_points(data, "data", allow_traced=False)
     rng = check_rng(rng)
     return _cfm_batch(path, data, batch_size, rng, ot_pairing)
@@ -431,8 +446,11 @@ def cfm_step(data, path, params, batch_size=256, lr=1e-3, rng=None, ot_pairing=F
     data = as_points(data, "data", allow_traced=False)
     _check_path(path, ot_pairing)
     d = data.shape[1]
-    _check_mlp(params, d_in=d + 1, d_out=d, what="reference.nn.velocity_init for data's d (d + 1 inputs, d outputs)")
-    batch_size = check_positive_int(batch_size, "batch_size")
+    d_in, d_out = _check_mlp(params, what="reference.nn.velocity_init")
+    if (d_in, d_out) != (d + 1, d):
+        raise ValueError(f"params map R^{d_in} -> R^{d_out}, but data has d = {d}: expected R^{d + 1} -> R^{d} "
+                         "([x, t] to a velocity)")
+    batch_size = check_count(batch_size, "batch_size")
     lr = check_real(lr, "lr", low=0.0, low_open=True)
     rng = check_rng(rng)
     fused = check_bool(fused, "fused")
@@ -462,13 +480,14 @@ def cfm_step(data, path, params, batch_size=256, lr=1e-3, rng=None, ot_pairing=F
                 else:
                     value, g = loss_and_grad(theta, t, z, x)
         except ValueError as err:
+            when = "at the start" if optimizer.k == 0 else f"after {optimizer.k} steps of lr = {lr:g}"
             raise type(err)(f"the CFM loss on the minibatch of data at step {optimizer.k} (with params as they were "
-                            f"then) could not be computed: {err}") from err
+                            f"{when}) could not be computed: {err}") from err
         if not onp.isfinite(value):
             if optimizer.k == 0:
                 raise ValueError(f"the CFM loss is not finite ({value}) at the start: data or params are too large for "
                                  "float64")
-            raise FloatingPointError(f"the CFM loss became non-finite ({value}) at step {optimizer.k}; lower lr")
+            raise TrainingDiverged(f"the CFM loss became non-finite ({value}) at step {optimizer.k}; lower lr (it was {lr:g})")
         optimizer._step(g)
         return value
 
@@ -510,8 +529,8 @@ def train_cfm(data, path, n_steps, batch_size=256, hidden=(64, 64, 64), lr=1e-3,
     """
     data = as_points(data, "data", allow_traced=False)
     _check_path(path, ot_pairing)
-    n_steps = check_positive_int(n_steps, "n_steps")
-    batch_size = check_positive_int(batch_size, "batch_size")
+    n_steps = check_count(n_steps, "n_steps")
+    batch_size = check_count(batch_size, "batch_size")
     lr = check_real(lr, "lr", low=0.0, low_open=True)
     rng = check_rng(rng)
     if callback is not None:
@@ -577,12 +596,12 @@ def sample_model(params, n, rng, method="euler", n_steps=100, adaptive=False, rt
         the ``.states`` at the accepted ``.times``).
     """
     u = model_velocity(params)
-    n = check_positive_int(n, "n")
+    n = check_count(n, "n")
     rng = check_rng(rng)
     adaptive = check_bool(adaptive, "adaptive")
     return_path = check_bool(return_path, "return_path")
     get_tableau(method)
-    check_positive_int(n_steps, "n_steps")
+    check_count(n_steps, "n_steps")
     check_real(rtol, "rtol", low=0.0)
     check_real(atol, "atol", low=0.0, low_open=True)
     x0 = rng.standard_normal((n, u.d))

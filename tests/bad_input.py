@@ -66,7 +66,7 @@ class Points(Arg):
     def probes(self, name):
         g = np.asarray(self.good, dtype=float)
         ok = (name,) + tuple(self.names)
-        mismatch = ok + tuple(self.tied)
+        mismatch = ok  # a mismatch message names both sides, so the probed argument too
         out = [
             ("1-D", g[0], ok), ("3-D", g[None], ok), ("no points", g[:0], ok), ("no coordinates", g[:, :0], ok),
             ("scalar", 1.5, ok),
@@ -161,7 +161,7 @@ class Int(Arg):
             ("below the minimum", self.minimum - 1, ok), ("negative", min(-1, self.minimum - 2), ok),
             ("float", float(self.good) + 0.5, ok), ("integral float", float(self.good), ok), ("NaN", np.nan, ok),
             ("bool", True, ok), ("complex", complex(self.good), ok), ("array", np.array([self.good, self.good]), ok),
-            ("str", str(self.good), ok),
+            ("str", str(self.good), ok), ("huge", 10**20, ok),
         ] + ([] if self.optional else [("None", None, ok)])
 
 
@@ -247,6 +247,7 @@ class Func(Arg):
             out.append(("None", None, ok))
         if not self.outputs:
             return out
+        out.append(("returns None", lambda *args, **kwargs: None, ok))
         targets = (None,) if self.elements is None else self.elements
         for k in targets:
             suffix = "" if k is None else f" (element {k})"

@@ -593,9 +593,14 @@ def plot_cases():
     values = np.abs(_r.standard_normal((5, 4)))
 
     def save(fig, out_dir, name, dpi):
-        if isinstance(fig, str) and fig == "fresh":
+        fresh = isinstance(fig, str) and fig == "fresh"
+        if fresh:
             fig = plt.figure()
-        return plot.save(fig, out_dir, name, dpi)
+        try:
+            return plot.save(fig, out_dir, name, dpi)
+        finally:
+            if fresh:
+                plt.close(fig)
 
     def fn_t(x, t):
         return paths.ConicalGaussianPath().logpdf(x, t, np.zeros_like(x))
@@ -613,7 +618,7 @@ def plot_cases():
         Case("time_space_values", plot.time_space_values,
              dict(f=Func(fn_t), t=Array(tgrid, shapes=("extra",)), x=Array(xgrid, shapes=("extra",)))),
         Case("save", save, dict(fig=Obj("fresh", names=("fig",)), out_dir=Fixed(tmp), name=Fixed("probe.png"),
-                                dpi=Real(20.0, low=0.0, low_open=True)),
+                                dpi=Real(20.0, low=1.0)),
              extra=[("out_dir", "None", None, ("out_dir",)), ("out_dir", "int", 3, ("out_dir",)),
                     ("name", "None", None, ("name",)), ("name", "empty", "", ("name",)), ("name", "int", 3, ("name",)),
                     ("name", "leaving the folder", "../probe.png", ("name",)), ("name", "a folder", "sub/", ("name",))]),
@@ -695,7 +700,7 @@ def train_cases():
         Case("sample_model(adaptive)", train.sample_model,
              dict(params=Tree(vparams), n=Int(3), rng=Rng(), adaptive=Fixed(True), rtol=Real(1e-3, low=0.0),
                   atol=Real(1e-3, low=0.0, low_open=True), return_path=Flag(False))),
-    ], {}
+    ], {"TrainingDiverged": "an exception type"}
 
 
 def _perm_probes(arg, n_layers, d):

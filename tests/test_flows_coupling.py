@@ -183,7 +183,7 @@ GOOD = coupling_init(3, 1, (4,), np.random.default_rng(0))
         (lambda: coupling_init(3, 1, 4, np.random.default_rng(0)), TypeError, "hidden must be a sequence"),
         (lambda: coupling_init(3, 1, (0,), np.random.default_rng(0)), ValueError, r"hidden\[0\] must be an integer >= 1 \(a layer width\), got 0"),
         (lambda: coupling_init(3, 1, (4,), 0), TypeError, "rng must be a numpy.random.Generator"),
-        (lambda: coupling_forward(GOOD, np.zeros((2, 4))), ValueError, "params are for d = 3 .d' = 1., the points have d = 4"),
+        (lambda: coupling_forward(GOOD, np.zeros((2, 4))), ValueError, "params are for d = 3 .d' = 1., x has d = 4"),
         (lambda: coupling_forward(GOOD, np.zeros(3)), ValueError, r"x must have shape \(n, d\)"),
         (lambda: coupling_forward(GOOD, np.array([[np.nan, 0, 0]])), ValueError, "non-finite"),
         (lambda: coupling_inverse(GOOD, np.zeros((2, 2))), ValueError, "params are for d = 3"),

@@ -22,7 +22,7 @@ import autograd.numpy as np
 import numpy as onp
 from autograd.tracer import getval
 
-from .._validate import as_points, check_bool, check_callable, check_log_density, check_positive_int, check_rng
+from .._validate import as_points, check_bool, check_callable, check_log_density, check_count, check_rng
 from ..distributions import sample_standard_normal, standard_normal_logpdf
 from .coupling import _check_permutation, _check_split, _split_of, coupling_forward, coupling_init, coupling_inverse
 from .planar import _check_params as _check_planar_params
@@ -53,9 +53,12 @@ def _check_layers(layers, name):
     return list(layers)
 
 
-def _apply_layer(f, x, name):
-    """``f(x) -> (y, log_det)`` with both shapes checked."""
-    out = f(x)
+def _apply_layer(f, x, name, what):
+    """``f(x) -> (y, log_det)`` with both shapes checked; ``what`` says which points ``x`` is, for messages."""
+    try:
+        out = f(x)
+    except (ValueError, TypeError) as err:
+        raise type(err)(f"{name}(x) refused {what}: {err}") from err
     if not isinstance(out, tuple) or len(out) != 2:
         raise TypeError(f"{name}(x) must return a pair (y, log_det), got {type(getval(out)).__name__}")
     y, log_det = out
@@ -90,7 +93,7 @@ def chain_forward(forwards, z, return_path=False):
     x = as_points(z, "z")
     path, log_det = [x], 0.0
     for k, phi in enumerate(forwards, 1):
-        x, ld = _apply_layer(phi, x, f"forwards[{k - 1}]")
+        x, ld = _apply_layer(phi, x, f"forwards[{k - 1}]", "z" if k == 1 else f"x_{k - 1} (z after {k - 1} layers)")
         path.append(x)
         log_det = log_det + ld
     return (x, log_det, np.stack(path)) if return_path else (x, log_det)
@@ -114,7 +117,8 @@ def chain_inverse(inverses, x, return_path=False):
     y = as_points(x)
     path, log_det_inv = [y], 0.0
     for k in range(len(inverses), 0, -1):
-        y, ld = _apply_layer(inverses[k - 1], y, f"inverses[{k - 1}]")
+        what = "x" if k == len(inverses) else f"x_{k} (x after {len(inverses) - k} inverse layers)"
+        y, ld = _apply_layer(inverses[k - 1], y, f"inverses[{k - 1}]", what)
         path.append(y)
         log_det_inv = log_det_inv + ld
     return (y, log_det_inv, np.stack(path[::-1])) if return_path else (y, log_det_inv)
@@ -136,7 +140,11 @@ def chain_logpdf(inverses, x, base_logpdf=standard_normal_logpdf):
     """
     check_callable(base_logpdf, "base_logpdf")
     z, log_det_inv = chain_inverse(inverses, x)
-    return check_log_density(base_logpdf(z), np.shape(z)[0], "base_logpdf(z)") + log_det_inv
+    try:
+        log_p0 = base_logpdf(z)
+    except (ValueError, TypeError) as err:
+        raise type(err)(f"base_logpdf(z) refused z = T^-1(x) (the inverses applied to x): {err}") from err
+    return check_log_density(log_p0, np.shape(z)[0], "base_logpdf(z)") + log_det_inv
 
 
 def alternating_permutations(d, n_layers):
@@ -149,8 +157,8 @@ def alternating_permutations(d, n_layers):
     Returns:
         a list of ``n_layers`` integer arrays of shape ``(d,)``.
     """
-    d = check_positive_int(d, "d", minimum=2)
-    n_layers = check_positive_int(n_layers, "n_layers")
+    d = check_count(d, "d", minimum=2)
+    n_layers = check_count(n_layers, "n_layers")
     identity = onp.arange(d)
     return [identity if k % 2 == 0 else identity[::-1].copy() for k in range(n_layers)]
 
@@ -169,11 +177,27 @@ def realnvp_init(d, n_layers, hidden, rng, identity=False):
     Returns:
         a list of ``K`` coupling-layer parameter dicts (see ``flows.coupling``).
     """
-    d = check_positive_int(d, "d", minimum=2)
+    d = check_count(d, "d", minimum=2)
     d, d_split = _check_split(d, d // 2)
-    n_layers = check_positive_int(n_layers, "n_layers")
+    n_layers = check_count(n_layers, "n_layers")
     rng = check_rng(rng)
     return [coupling_init(d, d_split, hidden, rng, identity) for _ in range(n_layers)]
+
+
+def _check_d(x, name, d):
+    x = as_points(x, name)
+    if np.shape(x)[1] != d:
+        raise ValueError(f"{name} must have dimension d = {d} like params, got shape {np.shape(x)}")
+
+
+def _with_params(logpdf, inverses, x):
+    """``logpdf(inverses, x)``, a refusal of the base density saying that params and x produced its input."""
+    try:
+        return logpdf(inverses, x)
+    except ValueError as err:
+        if str(err).startswith("base_logpdf(z)"):
+            raise ValueError(f"params and x: {err}") from err
+        raise
 
 
 def _realnvp_layers(params, perms):
@@ -221,7 +245,8 @@ def realnvp_forward(params, z, perms=None, return_path=False):
     Returns:
         ``(x, log_det)`` (and ``path``), as ``chain_forward``.
     """
-    forwards, _, _ = _realnvp_layers(params, perms)
+    forwards, _, d = _realnvp_layers(params, perms)
+    _check_d(z, "z", d)
     return chain_forward(forwards, z, return_path)
 
 
@@ -234,7 +259,8 @@ def realnvp_inverse(params, x, perms=None, return_path=False):
     Returns:
         ``(z, log_det_inv)`` (and ``path``), as ``chain_inverse``.
     """
-    _, inverses, _ = _realnvp_layers(params, perms)
+    _, inverses, d = _realnvp_layers(params, perms)
+    _check_d(x, "x", d)
     return chain_inverse(inverses, x, return_path)
 
 
@@ -251,8 +277,9 @@ def realnvp_logpdf(params, x, perms=None):
     Returns:
         shape ``(n,)``; differentiable in ``params`` (and ``x``).
     """
-    _, inverses, _ = _realnvp_layers(params, perms)
-    return chain_logpdf(inverses, x)
+    _, inverses, d = _realnvp_layers(params, perms)
+    _check_d(x, "x", d)
+    return _with_params(chain_logpdf, inverses, x)
 
 
 def realnvp_sample(params, n, rng, perms=None, return_logpdf=False):
@@ -309,7 +336,8 @@ def planar_chain_forward(params, z, return_path=False):
     Returns:
         ``(x, log_det)`` (and ``path``), as ``chain_forward``.
     """
-    forwards, _, _ = _planar_layers(params)
+    forwards, _, d = _planar_layers(params)
+    _check_d(z, "z", d)
     return chain_forward(forwards, z, return_path)
 
 
@@ -321,7 +349,8 @@ def planar_chain_inverse(params, x, return_path=False):
     Returns:
         ``(z, log_det_inv)`` (and ``path``), as ``chain_inverse``.
     """
-    _, inverses, _ = _planar_layers(params)
+    _, inverses, d = _planar_layers(params)
+    _check_d(x, "x", d)
     return chain_inverse(inverses, x, return_path)
 
 
@@ -336,8 +365,9 @@ def planar_chain_logpdf(params, x):
     Returns:
         shape ``(n,)``.
     """
-    _, inverses, _ = _planar_layers(params)
-    return chain_logpdf(inverses, x)
+    _, inverses, d = _planar_layers(params)
+    _check_d(x, "x", d)
+    return _with_params(chain_logpdf, inverses, x)
 
 
 def planar_chain_sample(params, n, rng, return_logpdf=False):

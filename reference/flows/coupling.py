@@ -41,7 +41,7 @@ import autograd.numpy as np
 import numpy as onp
 from autograd.tracer import getval
 
-from .._validate import as_points, check_bool, check_positive_int, check_rng, refuse_non_finite
+from .._validate import as_points, check_bool, check_count, check_rng, refuse_non_finite
 from ..nn import _ACTIVATIONS, _check_mlp, _check_widths, _mlp_apply, mlp_init
 
 __all__ = [
@@ -72,7 +72,7 @@ def _check_split(d, d_split):
         TypeError, ValueError: naming ``d`` or ``d_split`` and the range expected;
         ``d_split = d`` (the identity layer) is refused with its own message.
     """
-    d = check_positive_int(d, "d", minimum=2)
+    d = check_count(d, "d", minimum=2)
     if isinstance(d_split, bool) or not isinstance(d_split, numbers.Integral):
         raise TypeError(f"d_split must be an integer d' with 1 <= d' <= d - 1 = {d - 1}, got {d_split!r}")
     d_split = int(d_split)
@@ -110,7 +110,7 @@ def _check_permutation(perm, d, name="perm"):
     return arr.astype(onp.intp)
 
 
-def _split_of(params, d=None):
+def _split_of(params, d=None, x_name="the points"):
     """``d'`` and ``d - d'`` of a layer, checked against each other and against ``d``."""
     raw = getval(params)  # a dict, also when autograd differentiates with respect to it
     if not isinstance(raw, dict) or set(raw) != {"s", "t"}:
@@ -122,7 +122,7 @@ def _split_of(params, d=None):
                          f"R^{shapes['t'][0]} -> R^{shapes['t'][1]}; both must map R^d' -> R^(d-d')")
     d_split, d_rest = shapes["s"]
     if d is not None and d_split + d_rest != d:
-        raise ValueError(f"params are for d = {d_split + d_rest} (d' = {d_split}), the points have d = {d}")
+        raise ValueError(f"params are for d = {d_split + d_rest} (d' = {d_split}), {x_name} has d = {d}")
     return d_split
 
 
@@ -207,7 +207,7 @@ def coupling_log_det(params, x, perm=None):
         shape ``(n,)``.
     """
     x = as_points(x)
-    d_split = _split_of(params, x.shape[1])
+    d_split = _split_of(params, x.shape[1], "x")
     perm = _check_permutation(perm, x.shape[1])
     xp = x if perm is None else x[:, perm]
     with onp.errstate(over="ignore", invalid="ignore"):
@@ -229,7 +229,7 @@ def coupling_forward(params, x, perm=None):
     """
     x = as_points(x)
     d = x.shape[1]
-    d_split = _split_of(params, d)
+    d_split = _split_of(params, d, "x")
     perm = _check_permutation(perm, d)
     xp = x if perm is None else x[:, perm]
     x1, x2 = xp[:, :d_split], xp[:, d_split:]
@@ -257,7 +257,7 @@ def coupling_inverse(params, y, perm=None):
     """
     y = as_points(y, "y")
     d = y.shape[1]
-    d_split = _split_of(params, d)
+    d_split = _split_of(params, d, "y")
     perm = _check_permutation(perm, d)
     yp = y if perm is None else y[:, perm]
     y1, y2 = yp[:, :d_split], yp[:, d_split:]

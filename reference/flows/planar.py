@@ -33,7 +33,7 @@ import numpy as onp
 from autograd.tracer import getval
 from scipy.optimize import brentq
 
-from .._validate import as_points, as_real_array, check_finite_number, check_positive_int, check_rng, refuse_non_finite
+from .._validate import as_points, as_real_array, check_finite_number, check_count, check_rng, refuse_non_finite
 
 __all__ = [
     "planar_init",
@@ -64,7 +64,7 @@ def planar_init(d, rng, scale=1.0):
     Returns:
         ``{"a": (d,), "b": (d,), "c": ()}``.
     """
-    d = check_positive_int(d, "d")
+    d = check_count(d, "d")
     rng = check_rng(rng)
     scale = float(check_finite_number(scale, "scale", positive=True))
     std = scale / onp.sqrt(d)
@@ -212,7 +212,7 @@ def planar_inverse(params, y, max_iter=200):
         ValueError: the layer violates ``a^T b > -1`` (it has no differentiable inverse).
     """
     y = as_points(y, "y")
-    max_iter = check_positive_int(max_iter, "max_iter")
+    max_iter = check_count(max_iter, "max_iter")
     a, b, c = _check_params(params, y.shape[1], "y")
     ab = np.dot(a, b)
     ab_value = float(getval(ab))
