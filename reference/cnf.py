@@ -38,7 +38,6 @@ from ._validate import (
     check_bool,
     check_callable,
     check_choice,
-    check_finite_number,
     check_log_density,
     check_count,
     check_real,

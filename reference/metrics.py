@@ -33,7 +33,6 @@ from ._validate import (
     as_real_array,
     check_bool,
     check_callable,
-    check_finite_number,
     check_count,
     check_real,
     check_rng,

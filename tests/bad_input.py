@@ -19,7 +19,6 @@ calls again. The verdict:
 ``tests/test_bad_input.py`` holds the table of cases, one entry per module.
 """
 
-import math
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -531,9 +530,6 @@ def run_case(case, acceptances):
             failures.append(f"{case.name}({arg_name} = {label}): {problem}")
     return n, failures, skipped
 
-
-def finite_number(v):
-    return isinstance(v, (int, float, np.floating)) and math.isfinite(float(v))
 
 
 @dataclass
