@@ -182,7 +182,7 @@ def cnf_cases():
                   t=Real(1.0), log_p0=Func(log_p), return_x0=Flag(False))
     hutch = dict(divergence=Choice("hutchinson"), rng=Rng(), noise=Choice("rademacher"), n_probes=Int(1),
                  resample_probes=Flag(False))
-    adaptive = dict(method=Choice("adaptive"), rtol=Real(1e-3, low=0.0), atol=Real(1e-3, low=0.0, low_open=True))
+    adaptive = dict(method=Choice("adaptive"), rtol=Real(1e-2, low=0.0), atol=Real(1e-2, low=0.0, low_open=True))
     sample = dict(common, return_logpdf=Flag(True), x0=common["x"])
     del sample["x"], sample["return_x0"]
     return [
