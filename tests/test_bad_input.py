@@ -580,8 +580,12 @@ def paths_cases():
     return cases, {}
 
 
+_TMP = tempfile.TemporaryDirectory(prefix="bad-input-")
+"""Where plot.save's probes write (removed when the test process exits)."""
+
+
 def plot_cases():
-    tmp = tempfile.mkdtemp(prefix="bad-input-")
+    tmp = _TMP.name
     extent = (-2.0, 2.0, -1.5, 1.5)
     ext_extra = [("extent", label, v, ("extent",)) for label, v in (
         ("three numbers", (0.0, 1.0, 0.0)), ("reversed", (2.0, -2.0, -1.5, 1.5)), ("empty", (0.0, 0.0, 0.0, 1.0)),
