@@ -8,6 +8,7 @@ every point's Jacobian at once, so a ``d x d`` Jacobian of the whole batch costs
 backward passes, not ``n * d``.
 """
 
+import numbers
 import warnings
 
 import autograd.numpy as np
@@ -16,12 +17,17 @@ from autograd import make_vjp
 from autograd.tracer import getval
 
 from ._validate import (
+    MAX_COUNT,
     as_points,
+    as_real_array,
     as_time,
+    check_bool,
     check_callable,
+    check_choice,
     check_field_output,
-    check_positive_int,
+    check_count,
     check_rng,
+    refuse_non_finite,
 )
 
 __all__ = [
@@ -45,6 +51,10 @@ def _row_vjp(f, x, name):
         warnings.filterwarnings("ignore", message="Output seems independent of input")
         vjp, out = make_vjp(f)(x)
     value = getval(out)
+    if not isinstance(value, onp.ndarray):
+        raise TypeError(f"{name}(x) must return a NumPy array of shape (n, d_out), got {type(value).__name__}")
+    if value.dtype.kind not in "iuf":
+        raise TypeError(f"{name}(x) must return real numbers, got dtype {value.dtype}")
     if value.ndim != 2 or value.shape[0] != x.shape[0]:
         raise ValueError(f"{name}(x) must return shape (n, d_out) with n = {x.shape[0]}, got {value.shape}")
     if not onp.all(onp.isfinite(value)):
@@ -117,7 +127,7 @@ def value_and_divergence(u, x, t):
     check_callable(u, "u")
     x = as_points(x)
     n, d = x.shape
-    t = as_time(t, n)
+    t = as_time(t, n, like="x")
     vjp, value = _row_vjp(_field_at(u, t, n, d), x, "u")
     return value, sum(vjp(_unit_rows(n, d, i))[:, i] for i in range(d))
 
@@ -145,11 +155,22 @@ def sample_probes(rng, shape, noise="rademacher"):
         noise: ``"rademacher"`` (entries +-1 with probability 1/2) or ``"gaussian"``.
     """
     rng = check_rng(rng)
+    shape = _check_shape(shape)
+    noise = check_choice(noise, "noise", NOISES)
     if noise == "rademacher":
         return rng.choice(onp.array([-1.0, 1.0]), size=shape)
-    if noise == "gaussian":
-        return rng.standard_normal(shape)
-    raise ValueError(f"noise must be one of {NOISES}, got {noise!r}")
+    return rng.standard_normal(shape)
+
+
+def _check_shape(shape):
+    """``shape`` as a tuple of integers ``>= 0`` (an integer ``k`` is ``(k,)``)."""
+    entries = (shape,) if isinstance(shape, numbers.Integral) and not isinstance(shape, bool) else shape
+    if not isinstance(entries, (tuple, list)) or not all(
+            isinstance(k, numbers.Integral) and not isinstance(k, bool) for k in entries):
+        raise TypeError(f"shape must be a tuple of integers >= 0, e.g. (n_probes, n, d), got {shape!r}")
+    if not all(0 <= k <= MAX_COUNT for k in entries) or int(onp.prod([float(k) for k in entries])) > MAX_COUNT:
+        raise ValueError(f"shape must be a tuple of integers >= 0 with at most {MAX_COUNT} entries in all, got {shape!r}")
+    return tuple(int(k) for k in entries)
 
 
 def hutchinson_divergence(u, x, t, rng=None, n_probes=1, noise="rademacher", probes=None, return_value=False):
@@ -176,23 +197,26 @@ def hutchinson_divergence(u, x, t, rng=None, n_probes=1, noise="rademacher", pro
     check_callable(u, "u")
     x = as_points(x)
     n, d = x.shape
-    t = as_time(t, n)
+    t = as_time(t, n, like="x")
+    n_probes = check_count(n_probes, "n_probes")
+    noise = check_choice(noise, "noise", NOISES)
+    return_value = check_bool(return_value, "return_value")
+    if rng is not None:
+        check_rng(rng)
     if probes is None:
-        n_probes = check_positive_int(n_probes, "n_probes")
-        if noise not in NOISES:
-            raise ValueError(f"noise must be one of {NOISES}, got {noise!r}")
         if rng is None:
             raise TypeError("rng must be a numpy.random.Generator when probes is not given")
         probes = sample_probes(rng, (n_probes, n, d), noise)
     else:
-        probes = onp.asarray(probes, dtype=onp.float64)
-        if probes.ndim != 3 or probes.shape[1:] != (n, d):
-            raise ValueError(f"probes must have shape (M, {n}, {d}), got {probes.shape}")
-        if not onp.all(onp.isfinite(probes)):
-            raise ValueError("probes must be finite")
+        probes = as_real_array(probes, "probes", shape=(None, n, d), allow_traced=False,
+                               what=f"an array of shape (M, {n}, {d}) (M probes for the points of x)")
+        if probes.shape[0] < 1:
+            raise ValueError(f"probes must hold at least one probe, got shape {probes.shape}")
     vjp, value = _row_vjp(_field_at(u, t, n, d), x, "u")
-    estimates = [np.sum(vjp(eps) * eps, axis=1) for eps in probes]  # eps^T J eps per point
-    estimate = sum(estimates) / len(estimates)
+    with onp.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, by name
+        estimates = [np.sum(vjp(eps) * eps, axis=1) for eps in probes]  # eps^T J eps per point
+        estimate = sum(estimates) / len(estimates)
+    refuse_non_finite(estimate, "the Hutchinson estimate eps^T J eps", large={"probes": probes, "u(x, t)": value})
     return (value, estimate) if return_value else estimate
 
 
@@ -211,13 +235,15 @@ def hutchinson_variance(J, noise="rademacher"):
     Returns:
         shape ``(n,)`` (or a float).
     """
-    J = onp.asarray(J, dtype=onp.float64)
-    if J.ndim < 2 or J.shape[-1] != J.shape[-2]:
-        raise ValueError(f"J must have shape (n, d, d) or (d, d), got {J.shape}")
+    J = as_real_array(J, "J", ndim=(2, 3), what="an array of shape (n, d, d) or (d, d)", allow_traced=False)
+    if J.shape[-1] != J.shape[-2] or J.shape[-1] < 1:
+        raise ValueError(f"J must have shape (n, d, d) or (d, d) (square Jacobians), got {J.shape}")
+    noise = check_choice(noise, "noise", NOISES)
     S = 0.5 * (J + onp.swapaxes(J, -1, -2))
-    frob2 = onp.sum(S**2, axis=(-2, -1))
-    if noise == "gaussian":
-        return 2.0 * frob2
-    if noise == "rademacher":
-        return 2.0 * (frob2 - onp.sum(onp.diagonal(S, axis1=-2, axis2=-1) ** 2, axis=-1))
-    raise ValueError(f"noise must be one of {NOISES}, got {noise!r}")
+    with onp.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, by name
+        frob2 = onp.sum(S**2, axis=(-2, -1))
+        if noise == "gaussian":
+            variance = 2.0 * frob2
+        else:
+            variance = 2.0 * (frob2 - onp.sum(onp.diagonal(S, axis1=-2, axis2=-1) ** 2, axis=-1))
+    return refuse_non_finite(variance, "the variance", large={"J": J})

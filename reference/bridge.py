@@ -29,8 +29,10 @@ import autograd.numpy as np
 import numpy as onp
 from autograd.tracer import getval
 
-from ._validate import as_points, as_time, check_finite_number, check_positive_int, check_rng
-from .cnf import augmented_field
+from ._validate import (
+    as_points, as_real_array, as_time, check_finite_number, check_count, check_rng, refuse_non_finite,
+)
+from .cnf import _augmented_field
 from .flows.chain import planar_chain_forward
 from .ode import integrate
 
@@ -51,26 +53,52 @@ def planar_field_init(d, rng, scale=1.0):
     Returns:
         ``{"a": (2, d), "b": (2, d), "c": (2,)}``.
     """
-    d = check_positive_int(d, "d")
+    d = check_count(d, "d")
     rng = check_rng(rng)
     std = float(check_finite_number(scale, "scale", positive=True)) / onp.sqrt(d)
     return {"a": rng.normal(0, std, (2, d)), "b": rng.normal(0, std, (2, d)), "c": rng.normal(0, std, 2)}
 
 
-def _check_params(params, d=None):
-    if not isinstance(getval(params), dict) or set(getval(params)) != {"a", "b", "c"}:
-        raise TypeError("params must be a dict with keys 'a', 'b', 'c'")
-    a, b, c = params["a"], params["b"], params["c"]
-    if not all(onp.all(onp.isfinite(getval(v))) for v in (a, b, c)):
-        raise ValueError("params must hold finite values")
-    if np.ndim(a) != 2 or np.shape(a)[0] != 2 or np.shape(b) != np.shape(a) or np.shape(c) != (2,):
+def _check_params(params, d=None, x_name="x"):
+    raw = getval(params)
+    if not isinstance(raw, dict) or set(raw) != {"a", "b", "c"}:
+        keys = f" with keys {sorted(map(str, raw))}" if isinstance(raw, dict) else ""
+        raise TypeError(f"params must be a dict with keys 'a', 'b', 'c' (as made by planar_field_init), got "
+                        f"{type(raw).__name__}{keys}")
+    a, b, c = (as_real_array(params[k], f"params[{k!r}]") for k in ("a", "b", "c"))
+    if np.ndim(a) != 2 or np.shape(a)[0] != 2 or np.shape(a)[1] < 1 or np.shape(b) != np.shape(a) or np.shape(c) != (2,):
         raise ValueError(
             f"params must hold a and b of shape (2, d) and c of shape (2,), got "
             f"{np.shape(a)}, {np.shape(b)}, {np.shape(c)}"
         )
     if d is not None and np.shape(a)[1] != d:
-        raise ValueError(f"params are for d = {np.shape(a)[1]}, x has d = {d}")
+        raise ValueError(f"params are for d = {np.shape(a)[1]}, {x_name} has d = {d}")
     return a, b, c
+
+
+def _coefficients(a, b, c, t):
+    if np.ndim(t) == 0:
+        return a[0] + t * a[1], b[0] + t * b[1], c[0] + t * c[1]
+    t_col = np.reshape(t, (-1, 1))
+    return a[0] + t_col * a[1], b[0] + t_col * b[1], c[0] + t * c[1]
+
+
+def _velocity(a, b, c, x, t):
+    a_t, b_t, c_t = _coefficients(a, b, c, t)
+    s = np.sum(x * b_t, axis=1) + c_t  # (n,)
+    return np.reshape(np.tanh(s), (-1, 1)) * a_t
+
+
+def _divergence(a, b, c, x, t):
+    a_t, b_t, c_t = _coefficients(a, b, c, t)
+    s = np.sum(x * b_t, axis=1) + c_t
+    return (1.0 - np.tanh(s) ** 2) * np.sum(a_t * b_t, axis=-1)
+
+
+def _finite(value, what, params, **points):
+    """``value``, or a ValueError naming the argument that made it overflow."""
+    return refuse_non_finite(value, what, large=dict(points, params=np.concatenate(
+        [np.ravel(getval(params[k])) for k in ("a", "b", "c")])))
 
 
 def planar_coefficients(params, t):
@@ -78,17 +106,21 @@ def planar_coefficients(params, t):
 
     Args:
         params: ``{"a": (2, d), "b": (2, d), "c": (2,)}``.
-        t: a float, or an array of shape ``(n,)``.
+        t: a float, or an array of shape ``(n,)``; any real time (the coefficients are
+            affine in t).
 
     Returns:
         ``(a_t, b_t, c_t)``: shapes ``(d,), (d,), ()`` for a float ``t``, else
         ``(n, d), (n, d), (n,)``.
     """
     a, b, c = _check_params(params)
-    if np.ndim(t) == 0:
-        return a[0] + t * a[1], b[0] + t * b[1], c[0] + t * c[1]
-    t_col = np.reshape(t, (-1, 1))
-    return a[0] + t_col * a[1], b[0] + t_col * b[1], c[0] + t * c[1]
+    value = as_real_array(t, "t", ndim=(0, 1), what="a float or a 1-D array of times")
+    t = as_time(t, onp.size(getval(value)) if onp.ndim(getval(value)) == 1 else 1)
+    with onp.errstate(over="ignore", invalid="ignore"):
+        out = _coefficients(a, b, c, t)
+    for v in out:
+        _finite(v, "a coefficient a(t), b(t) or c(t)", params, t=onp.atleast_1d(getval(t)))
+    return out
 
 
 def planar_velocity(params, x, t):
@@ -97,17 +129,18 @@ def planar_velocity(params, x, t):
     Args:
         params: the field's coefficients.
         x: points, shape ``(n, d)``.
-        t: a float or an array of shape ``(n,)``.
+        t: a float or an array of shape ``(n,)``; any real time.
 
     Returns:
         shape ``(n, d)``.
     """
     x = as_points(x)
     n, d = np.shape(x)
-    _check_params(params, d)
-    a_t, b_t, c_t = planar_coefficients(params, as_time(t, n))
-    s = np.sum(x * b_t, axis=1) + c_t  # (n,)
-    return np.reshape(np.tanh(s), (-1, 1)) * a_t
+    a, b, c = _check_params(params, d)
+    t = as_time(t, n, like="x")
+    with onp.errstate(over="ignore", invalid="ignore"):
+        u = _velocity(a, b, c, x, t)
+    return _finite(u, "u(x, t)", params, x=x)
 
 
 def planar_divergence(params, x, t):
@@ -115,15 +148,21 @@ def planar_divergence(params, x, t):
 
     The Jacobian ``tanh'(s) a b^T`` has rank one; its trace is ``tanh'(s) a^T b``.
 
+    Args:
+        params: the field's coefficients.
+        x: points, shape ``(n, d)``.
+        t: a float or an array of shape ``(n,)``; any real time.
+
     Returns:
         shape ``(n,)``.
     """
     x = as_points(x)
     n, d = np.shape(x)
-    _check_params(params, d)
-    a_t, b_t, c_t = planar_coefficients(params, as_time(t, n))
-    s = np.sum(x * b_t, axis=1) + c_t
-    return (1.0 - np.tanh(s) ** 2) * np.sum(a_t * b_t, axis=-1)
+    a, b, c = _check_params(params, d)
+    t = as_time(t, n, like="x")
+    with onp.errstate(over="ignore", invalid="ignore"):
+        div = _divergence(a, b, c, x, t)
+    return _finite(div, "div u(x, t)", params, x=x)
 
 
 def planar_layers(params, K):
@@ -135,12 +174,16 @@ def planar_layers(params, K):
         a list of ``K`` dicts ``{"a": (d,), "b": (d,), "c": ()}`` for ``flows.planar``,
         layer 1 first.
     """
-    K = check_positive_int(K, "K")
-    _check_params(params)
+    K = check_count(K, "K")
+    a, b, c = _check_params(params)
     layers = []
-    for k in range(1, K + 1):
-        a_t, b_t, c_t = planar_coefficients(params, (k - 1) / K)
-        layers.append({"a": a_t / K, "b": b_t, "c": c_t})
+    with onp.errstate(over="ignore", invalid="ignore"):
+        for k in range(1, K + 1):
+            a_t, b_t, c_t = _coefficients(a, b, c, (k - 1) / K)
+            layers.append({"a": a_t / K, "b": b_t, "c": c_t})
+    for layer in layers:
+        for v in layer.values():
+            _finite(v, "a layer's coefficient", params)
     return layers
 
 
@@ -154,8 +197,10 @@ def planar_layers_forward(params, x0, K):
         log-dets of eq. (2) are ``-sum_log_det``.
     """
     x0 = as_points(x0, "x0")
-    _check_params(params, np.shape(x0)[1])
-    return planar_chain_forward(planar_layers(params, K), x0)
+    _check_params(params, np.shape(x0)[1], "x0")
+    with onp.errstate(over="ignore", invalid="ignore"):
+        x_K, log_det = planar_chain_forward(planar_layers(params, K), x0)
+    return _finite(x_K, "x_K", params, x0=x0), _finite(log_det, "the summed log-determinant", params, x0=x0)
 
 
 def planar_ode_forward(params, x0, n_steps=200, method="rk4"):
@@ -171,7 +216,7 @@ def planar_ode_forward(params, x0, n_steps=200, method="rk4"):
     """
     x0 = as_points(x0, "x0")
     n, d = np.shape(x0)
-    _check_params(params, d)
-    field = augmented_field(lambda x, t: (planar_velocity(params, x, t), planar_divergence(params, x, t)), d)
+    a, b, c = _check_params(params, d, "x0")
+    field = _augmented_field(lambda x, t: (_velocity(a, b, c, x, t), _divergence(a, b, c, x, t)), d)
     z1 = integrate(field, np.concatenate([x0, np.zeros((n, 1))], axis=1), 0.0, 1.0, n_steps, method)
     return z1[:, :d], -z1[:, d]

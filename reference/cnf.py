@@ -30,8 +30,19 @@ state and time.
 """
 
 import autograd.numpy as np
+from autograd.tracer import getval
 
-from ._validate import as_points, check_callable, check_finite_number, check_log_density, check_positive_int, check_rng
+from ._validate import (
+    as_points,
+    check_field_output,
+    check_bool,
+    check_callable,
+    check_choice,
+    check_log_density,
+    check_count,
+    check_real,
+    check_rng,
+)
 from .autodiff import NOISES, hutchinson_divergence, sample_probes, value_and_divergence
 from .distributions import standard_normal_logpdf
 from .ode import TABLEAUS, integrate, integrate_adaptive
@@ -57,14 +68,8 @@ def _velocity_and_divergence_fn(u, n, d, divergence, rng, noise, n_probes, resam
     if divergence == "exact":
         own = getattr(u, "velocity_and_divergence", None)
         return own if callable(own) else (lambda x, t: value_and_divergence(u, x, t))
-    if divergence != "hutchinson":
-        raise ValueError(f"divergence must be one of {DIVERGENCES}, got {divergence!r}")
     if rng is None:
         raise TypeError("rng must be a numpy.random.Generator when divergence='hutchinson'")
-    check_rng(rng)
-    n_probes = check_positive_int(n_probes, "n_probes")
-    if noise not in NOISES:
-        raise ValueError(f"noise must be one of {NOISES}, got {noise!r}")
     if resample_probes:
         if adaptive:
             raise ValueError(
@@ -85,8 +90,28 @@ def augmented_field(u_and_div, d):
         d: the dimension of ``x``.
 
     Returns:
-        a field on the augmented state ``z = [x, l]`` of shape ``(n, d + 1)``.
+        a field ``(z, t) -> (n, d + 1)`` on the augmented state ``z = [x, l]`` of shape
+        ``(n, d + 1)``; it refuses a ``z`` of another width, and outputs of ``u_and_div``
+        of the wrong shape or with NaN or inf.
     """
+    check_callable(u_and_div, "u_and_div")
+    d = check_count(d, "d")
+    inner = _augmented_field(u_and_div, d)
+
+    def field(z, t):
+        z = as_points(z, "z", d=d + 1)
+        out = u_and_div(z[:, :d], t)
+        if not isinstance(out, tuple) or len(out) != 2:
+            raise TypeError(f"u_and_div(x, t) must return a pair (u, div u), got {type(getval(out)).__name__}")
+        n = np.shape(z)[0]
+        check_field_output(out[0], n, d, "u_and_div: u")
+        check_log_density(out[1], n, "u_and_div(x, t): div u", allow_minus_inf=False)
+        return inner(z, t)
+    return field
+
+
+def _augmented_field(u_and_div, d):
+    """``augmented_field`` without its checks, for the solvers (which check every stage's output)."""
     def field(z, t):
         v, div = u_and_div(z[:, :d], t)
         return np.concatenate([v, -np.reshape(div, (-1, 1))], axis=1)
@@ -99,10 +124,19 @@ def _solve(field, z0, t0, t1, n_steps, method, rtol, atol):
     return integrate(field, z0, t0, t1, n_steps, method)
 
 
-def _check_options(method, log_p0):
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+def _check_options(method, log_p0, n_steps, divergence, rng, noise, n_probes, resample_probes, rtol, atol):
+    """Every option checked, used or not (an option given by mistake is not silently ignored)."""
+    check_choice(method, "method", METHODS)
     check_callable(log_p0, "log_p0")
+    check_count(n_steps, "n_steps")
+    check_choice(divergence, "divergence", DIVERGENCES)
+    if rng is not None:
+        check_rng(rng)
+    check_choice(noise, "noise", NOISES)
+    check_count(n_probes, "n_probes")
+    check_bool(resample_probes, "resample_probes")
+    check_real(rtol, "rtol", low=0.0)
+    check_real(atol, "atol", low=0.0, low_open=True)
 
 
 def cnf_logpdf(u, x, n_steps=100, method="rk4", divergence="exact", rng=None, t=1.0,
@@ -127,7 +161,7 @@ def cnf_logpdf(u, x, n_steps=100, method="rk4", divergence="exact", rng=None, t=
             ``nn.VelocityNetwork`` does) or ``"hutchinson"`` (``eps^T J eps``, one backward
             pass per probe; unbiased).
         rng: ``numpy.random.Generator`` for Hutchinson's probes.
-        t: the time of the density, default 1 (the data end).
+        t: the time of the density, in ``[0, 1]``, default 1 (the data end).
         noise: Hutchinson probes, ``"rademacher"`` or ``"gaussian"``.
         n_probes: probes averaged at each evaluation.
         resample_probes: False (default): probes drawn once per solve and reused at every
@@ -143,12 +177,13 @@ def cnf_logpdf(u, x, n_steps=100, method="rk4", divergence="exact", rng=None, t=
     check_callable(u, "u")
     x = as_points(x)
     n, d = np.shape(x)
-    _check_options(method, log_p0)
-    t = float(check_finite_number(t, "t"))
+    _check_options(method, log_p0, n_steps, divergence, rng, noise, n_probes, resample_probes, rtol, atol)
+    return_x0 = check_bool(return_x0, "return_x0")
+    t = check_real(t, "t", low=0.0, high=1.0)
     u_and_div = _velocity_and_divergence_fn(u, n, d, divergence, rng, noise, n_probes, resample_probes,
                                             method == "adaptive")
     z1 = np.concatenate([x, np.zeros((n, 1))], axis=1)
-    z0 = _solve(augmented_field(u_and_div, d), z1, t, 0.0, n_steps, method, rtol, atol)
+    z0 = _solve(_augmented_field(u_and_div, d), z1, t, 0.0, n_steps, method, rtol, atol)
     x0, l0 = z0[:, :d], z0[:, d]
     log_p = check_log_density(log_p0(x0), n, "log_p0(x)") - l0
     return (log_p, x0) if return_x0 else log_p
@@ -171,7 +206,7 @@ def cnf_sample(u, x0, n_steps=100, method="rk4", return_logpdf=False, divergence
         return_logpdf: also integrate the log-density along each trajectory.
         divergence, rng, noise, n_probes, resample_probes, log_p0, rtol, atol: as in
             ``cnf_logpdf`` (used only with ``return_logpdf``).
-        t: the end time, default 1.
+        t: the end time, in ``[0, 1]``, default 1.
 
     Returns:
         ``x(t)`` of shape ``(n, d)``, or ``(x(t), log p_t(x(t)))`` with the second of
@@ -180,13 +215,18 @@ def cnf_sample(u, x0, n_steps=100, method="rk4", return_logpdf=False, divergence
     check_callable(u, "u")
     x0 = as_points(x0, "x0")
     n, d = np.shape(x0)
-    _check_options(method, log_p0)
-    t = float(check_finite_number(t, "t"))
+    _check_options(method, log_p0, n_steps, divergence, rng, noise, n_probes, resample_probes, rtol, atol)
+    return_logpdf = check_bool(return_logpdf, "return_logpdf")
+    t = check_real(t, "t", low=0.0, high=1.0)
     if not return_logpdf:
         return _solve(u, x0, 0.0, t, n_steps, method, rtol, atol)
     u_and_div = _velocity_and_divergence_fn(u, n, d, divergence, rng, noise, n_probes, resample_probes,
                                             method == "adaptive")
-    l0 = check_log_density(log_p0(x0), n, "log_p0(x0)", allow_minus_inf=False)
+    try:
+        l0 = log_p0(x0)
+    except ValueError as err:
+        raise type(err)(f"x0: log_p0(x0) could not be computed: {err}") from err
+    l0 = check_log_density(l0, n, "log_p0(x0)", allow_minus_inf=False)
     z0 = np.concatenate([x0, np.reshape(l0, (-1, 1))], axis=1)
-    z1 = _solve(augmented_field(u_and_div, d), z0, 0.0, t, n_steps, method, rtol, atol)
+    z1 = _solve(_augmented_field(u_and_div, d), z0, 0.0, t, n_steps, method, rtol, atol)
     return z1[:, :d], z1[:, d]

@@ -59,7 +59,7 @@ def continuity_terms(log_p, u, x, t):
     check_callable(u, "u")
     x = as_points(x)
     n, d = np.shape(x)
-    t = as_time(t, n)
+    t = as_time(t, n, like="x")
     t_vec = np.ones(n) * t  # one time per point, so d/dt is taken point by point
     _check_log_p_values(log_p(x, t_vec), n)
     # the "+ 0 * s" terms keep autograd quiet (and the derivative exactly 0) for a

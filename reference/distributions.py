@@ -8,8 +8,9 @@ be used on them.
 import autograd.numpy as np
 import numpy as onp
 from autograd.scipy.special import logsumexp
+from autograd.tracer import getval
 
-from ._validate import as_points, check_positive_int, check_rng
+from ._validate import as_points, as_real_array, check_bool, check_choice, check_count, check_rng, refuse_non_finite
 
 __all__ = [
     "standard_normal_logpdf",
@@ -36,7 +37,9 @@ def standard_normal_logpdf(x):
     """
     x = as_points(x)
     d = x.shape[1]
-    return -0.5 * d * LOG_2PI - 0.5 * np.sum(x**2, axis=1)
+    with onp.errstate(over="ignore"):  # |x|^2 beyond the float64 range is refused below, by name
+        log_p = -0.5 * d * LOG_2PI - 0.5 * np.sum(x**2, axis=1)
+    return refuse_non_finite(log_p, "log p0(x) = -|x|^2 / 2 - d/2 log(2 pi)", large={"x": x})
 
 
 def sample_standard_normal(n, d, rng):
@@ -45,8 +48,8 @@ def sample_standard_normal(n, d, rng):
     Returns:
         shape ``(n, d)``.
     """
-    n = check_positive_int(n, "n")
-    d = check_positive_int(d, "d")
+    n = check_count(n, "n")
+    d = check_count(d, "d")
     return check_rng(rng).standard_normal((n, d))
 
 
@@ -61,31 +64,39 @@ class GaussianMixture:
     """
 
     def __init__(self, weights, means, covs):
-        means = as_points(means, "means")
+        means = as_points(means, "means", allow_traced=False)
         k, d = means.shape
-        weights = onp.asarray(weights, dtype=onp.float64)
+        weights = as_real_array(weights, "weights", allow_traced=False)
         if weights.shape != (k,):
             raise ValueError(f"weights must have shape ({k},) like means' first axis, got {weights.shape}")
-        if not onp.all(onp.isfinite(weights)) or onp.any(weights <= 0):
-            raise ValueError("weights must be finite and > 0")
+        if onp.any(weights <= 0):
+            raise ValueError("weights must be > 0")
         if abs(weights.sum() - 1.0) > 1e-10:
             raise ValueError(f"weights must sum to 1, got sum {weights.sum()!r}")
-        covs = onp.asarray(covs, dtype=onp.float64)
+        covs = as_real_array(covs, "covs", allow_traced=False)
         if covs.shape == (k,):
+            if onp.any(covs <= 0):
+                raise ValueError("covs must be > 0 (variances of isotropic components)")
             covs = covs[:, None, None] * onp.eye(d)
         if covs.shape != (k, d, d):
-            raise ValueError(f"covs must have shape ({k}, {d}, {d}) or ({k},), got {covs.shape}")
-        if not onp.all(onp.isfinite(covs)):
-            raise ValueError("covs must be finite")
-        if not onp.allclose(covs, onp.swapaxes(covs, 1, 2), rtol=0, atol=1e-12):
+            raise ValueError(f"covs must have shape ({k}, {d}, {d}) or ({k},) (K = {k} components in d = {d} dimensions, "
+                             f"like weights and means), got {covs.shape}")
+        scale = onp.max(onp.abs(covs), axis=(1, 2), keepdims=True)
+        if not onp.all(onp.abs(covs - onp.swapaxes(covs, 1, 2)) <= 1e-12 * scale):
             raise ValueError("covs must be symmetric")
-        try:
-            chol = onp.linalg.cholesky(covs)
-        except onp.linalg.LinAlgError as err:
-            raise ValueError("covs must be positive definite") from err
+        with onp.errstate(all="ignore"):
+            try:
+                chol = onp.linalg.cholesky(covs)
+                inv = onp.linalg.inv(covs)
+            except onp.linalg.LinAlgError as err:
+                raise ValueError("covs must be positive definite") from err
+            logdet = 2.0 * onp.sum(onp.log(onp.diagonal(chol, axis1=1, axis2=2)), axis=1)  # log det Sigma_k
+        if not (onp.all(onp.isfinite(chol)) and onp.all(onp.isfinite(inv)) and onp.all(onp.isfinite(logdet))):
+            raise ValueError("covs must be positive definite with an inverse and a log-determinant representable "
+                             "in float64")
         self.weights, self.means, self.covs, self.chol = weights, means, covs, chol
-        self._inv = onp.linalg.inv(covs)
-        self._logdet = 2.0 * onp.sum(onp.log(onp.diagonal(chol, axis1=1, axis2=2)), axis=1)  # log det Sigma_k
+        self._inv = inv
+        self._logdet = logdet
 
     @property
     def dim(self):
@@ -106,8 +117,9 @@ class GaussianMixture:
         Returns:
             shape ``(n, d)`` (and the component indices, shape ``(n,)``).
         """
-        n = check_positive_int(n, "n")
+        n = check_count(n, "n")
         rng = check_rng(rng)
+        return_components = check_bool(return_components, "return_components")
         k = rng.choice(self.n_components, size=n, p=self.weights)
         e = rng.standard_normal((n, self.dim))
         x = self.means[k] + onp.einsum("nij,nj->ni", self.chol[k], e)
@@ -116,13 +128,26 @@ class GaussianMixture:
     def component_logpdf(self, x):
         """``log N(x; mu_k, Sigma_k)`` for every point and component, shape ``(n, K)``."""
         x = as_points(x, d=self.dim)
-        diff = x[:, None, :] - self.means[None, :, :]  # (n, K, d)
-        maha = np.einsum("nki,kij,nkj->nk", diff, self._inv, diff)  # (x - mu_k)^T Sigma_k^-1 (x - mu_k)
-        return -0.5 * (self.dim * LOG_2PI + self._logdet + maha)
+        return refuse_non_finite(self._component_logpdf(x), "log N(x; mu_k, Sigma_k)", large={"x": x})
+
+    def _component_logpdf(self, x):
+        with onp.errstate(over="ignore", invalid="ignore"):  # callers refuse what is not finite
+            diff = x[:, None, :] - self.means[None, :, :]  # (n, K, d)
+            maha = np.einsum("nki,kij,nkj->nk", diff, self._inv, diff)  # (x - mu_k)^T Sigma_k^-1 (x - mu_k)
+            return -0.5 * (self.dim * LOG_2PI + self._logdet + maha)
 
     def logpdf(self, x):
-        """``log sum_k w_k N(x; mu_k, Sigma_k)`` by log-sum-exp, shape ``(n,)``."""
-        return logsumexp(np.log(self.weights) + self.component_logpdf(x), axis=1)
+        """``log sum_k w_k N(x; mu_k, Sigma_k)`` by log-sum-exp, shape ``(n,)``.
+
+        Finite wherever one component's log-density is; a point too far from every
+        component for float64 is refused with a ``ValueError`` naming ``x``.
+        """
+        x = as_points(x, d=self.dim)
+        log_joint = np.log(self.weights) + self._component_logpdf(x)
+        if not onp.all(onp.isfinite(onp.max(getval(log_joint), axis=1))):
+            refuse_non_finite(onp.max(getval(log_joint), axis=1), "log p(x)", large={"x": x})
+        with onp.errstate(invalid="ignore"):
+            return logsumexp(log_joint, axis=1)
 
     def mean(self):
         """The mixture mean ``sum_k w_k mu_k``, shape ``(d,)``."""
@@ -164,8 +189,9 @@ def dataset_mixture(name):
     Args:
         name: ``"8gaussians"`` or ``"cross"`` (the others are not mixtures).
     """
-    if name not in _MIXTURES:
-        raise ValueError(f"name must be one of {sorted(_MIXTURES)} (the mixture data sets), got {name!r}")
+    if not isinstance(name, str) or name not in _MIXTURES:
+        raise (ValueError if isinstance(name, str) else TypeError)(
+            f"name must be one of {sorted(_MIXTURES)} (the mixture data sets), got {name!r}")
     return _MIXTURES[name]()
 
 
@@ -202,7 +228,7 @@ def _rings(n, rng):
     return onp.stack([r * onp.cos(a), r * onp.sin(a)], axis=1) + 0.08 * rng.standard_normal((n, 2))
 
 
-DATASETS = {
+_GENERATORS = {
     "moons": _moons,
     "8gaussians": lambda n, rng: dataset_mixture("8gaussians").sample(n, rng),
     "checkerboard": _checkerboard,
@@ -210,6 +236,9 @@ DATASETS = {
     "spirals": _spirals,
     "rings": _rings,
 }
+
+DATASETS = tuple(_GENERATORS)
+"""The names of the toy data sets of ``make_dataset``."""
 
 
 def make_dataset(name, n, rng):
@@ -227,8 +256,7 @@ def make_dataset(name, n, rng):
     Returns:
         shape ``(n, 2)``, float64.
     """
-    if not isinstance(name, str) or name not in DATASETS:
-        raise ValueError(f"name must be one of {list(DATASETS)}, got {name!r}")
-    n = check_positive_int(n, "n")
+    check_choice(name, "name", DATASETS)
+    n = check_count(n, "n")
     rng = check_rng(rng)
-    return onp.asarray(DATASETS[name](n, rng), dtype=onp.float64)
+    return onp.asarray(_GENERATORS[name](n, rng), dtype=onp.float64)

@@ -22,7 +22,19 @@ import autograd.numpy as np
 import numpy as onp
 from autograd.tracer import getval
 
-from ._validate import as_points, as_time, check_callable, check_field_output, check_finite_number, check_positive_int
+from ._validate import (
+    as_points,
+    as_real_array,
+    as_time,
+    as_time_array,
+    check_callable,
+    check_choice,
+    check_field_output,
+    check_finite_number,
+    check_instance,
+    check_count,
+    refuse_non_finite,
+)
 from .oracles import GaussianMixtureOracle, _gauss_legendre_01, path_quadrature
 from .paths import GaussianPath
 
@@ -37,16 +49,20 @@ __all__ = [
 def _check_weights(weights, n):
     if weights is None:
         return None
-    w = onp.asarray(getval(weights), dtype=onp.float64)
-    if w.shape != (n,):
-        raise ValueError(f"weights must have shape ({n},) (one per sample), got {w.shape}")
-    if not onp.all(onp.isfinite(w)) or onp.any(w < 0):
-        raise ValueError("weights must be finite and >= 0")
+    w = getval(as_real_array(weights, "weights", shape=(n,), what=f"an array of shape ({n},) (one weight per sample)"))
+    if onp.any(w < 0) or not onp.any(w > 0):
+        raise ValueError("weights must be >= 0, and not all 0")
     return weights
 
 
-def _average(sq, weights):
-    return np.mean(sq) if weights is None else np.sum(weights * sq)
+def _average(sq, weights, culprits):
+    with onp.errstate(over="ignore", invalid="ignore"):  # an overflow is refused below, by name
+        loss = np.mean(sq) if weights is None else np.sum(weights * sq)
+    return refuse_non_finite(loss, "the loss", large=culprits)
+
+
+def _check_path(path):
+    return check_instance(path, GaussianPath, "path", "reference.paths.GaussianPath")
 
 
 def fm_loss(v, u, t, x, weights=None):
@@ -66,10 +82,12 @@ def fm_loss(v, u, t, x, weights=None):
     check_callable(u, "u")
     x = as_points(x)
     n, d = np.shape(x)
-    t = as_time(t, n, low=0.0, high=1.0)
+    t = as_time(t, n, low=0.0, high=1.0, like="x")
     weights = _check_weights(weights, n)
     diff = check_field_output(v(x, t), n, d, "v") - check_field_output(u(x, t), n, d, "u")
-    return _average(np.sum(diff**2, axis=1), weights)
+    with onp.errstate(over="ignore", invalid="ignore"):
+        sq = np.sum(diff**2, axis=1)
+    return _average(sq, weights, {"x": x})
 
 
 def cfm_loss(v, path, t, z, x, weights=None):
@@ -87,14 +105,18 @@ def cfm_loss(v, path, t, z, x, weights=None):
         a scalar.
     """
     check_callable(v, "v")
-    if not isinstance(path, GaussianPath):
-        raise TypeError(f"path must be a reference.paths.GaussianPath, got {type(path).__name__}")
+    _check_path(path)
     x = as_points(x)
     n, d = np.shape(x)
-    t = as_time(t, n, low=0.0, high=1.0)
+    x0, x1 = path.split_z(z, d=d, like="x")
+    if np.shape(x1)[0] != n:
+        raise ValueError(f"x and z must have the same number of rows, got {n} and {np.shape(x1)[0]}")
+    t = as_time(t, n, low=0.0, high=1.0, like="x")
     weights = _check_weights(weights, n)
     diff = check_field_output(v(x, t), n, d, "v") - path.velocity(x, t, z)
-    return _average(np.sum(diff**2, axis=1), weights)
+    with onp.errstate(over="ignore", invalid="ignore"):
+        sq = np.sum(diff**2, axis=1)
+    return _average(sq, weights, {"x": x, "z": x1 if x0 is None else np.concatenate([x0, x1])})
 
 
 def conditional_velocity_second_moment(path, second_moment, d, t):
@@ -115,14 +137,15 @@ def conditional_velocity_second_moment(path, second_moment, d, t):
     Returns:
         shape ``(n,)``.
     """
-    if not isinstance(path, GaussianPath):
-        raise TypeError(f"path must be a reference.paths.GaussianPath, got {type(path).__name__}")
-    d = check_positive_int(d, "d")
+    _check_path(path)
+    d = check_count(d, "d")
     second_moment = float(check_finite_number(second_moment, "second_moment", nonnegative=True))
-    t = onp.atleast_1d(onp.asarray(t, dtype=onp.float64))
-    as_time(t, t.shape[0], low=0.0, high=1.0)
+    t = as_time_array(t)
     _, (da, db, ds) = path.schedules(t)
-    return da**2 * second_moment + (db**2 + ds**2) * d
+    with onp.errstate(over="ignore", invalid="ignore"):
+        moment = da**2 * second_moment + (db**2 + ds**2) * d
+    return refuse_non_finite(moment, "E || u_cond ||^2 (the path's sigma_t' is infinite there, or the moment too large)",
+                             large={"second_moment": onp.array([second_moment]), "t": t})
 
 
 def cfm_constant(oracle, n_t=64, n_x=None, rule=None):
@@ -144,9 +167,12 @@ def cfm_constant(oracle, n_t=64, n_x=None, rule=None):
     Returns:
         a float.
     """
-    if not isinstance(oracle, GaussianMixtureOracle):
-        raise TypeError(f"oracle must be a GaussianMixtureOracle, got {type(oracle).__name__}")
-    n_t = check_positive_int(n_t, "n_t")
+    check_instance(oracle, GaussianMixtureOracle, "oracle", "reference.oracles.GaussianMixtureOracle")
+    n_t = check_count(n_t, "n_t")
+    if n_x is not None:
+        n_x = check_count(n_x, "n_x")
+    if rule is not None:
+        check_choice(rule, "rule", ("grid", "hermite"))
     t, w = _gauss_legendre_01(n_t)
     if oracle.mixture.n_components == 1:
         return float(w @ oracle.conditional_variance(t))

@@ -27,8 +27,8 @@ import numpy as onp
 from autograd.tracer import getval
 
 from ._parallel import parallel_map
-from ._validate import as_points, as_time, check_positive_int
-from .paths import GaussianPath, gaussian_logpdf, gaussian_path_velocity
+from ._validate import as_points, as_time, check_instance, check_count, refuse_non_finite
+from .paths import GaussianPath, _gaussian_logpdf, _gaussian_path_velocity
 
 __all__ = ["posterior_weights", "marginal_logpdf", "marginal_velocity", "DEFAULT_CHUNK"]
 
@@ -37,14 +37,13 @@ DEFAULT_CHUNK = 512
 
 
 def _check_inputs(path, x, t, z, chunk_size):
-    if not isinstance(path, GaussianPath):
-        raise TypeError(f"path must be a reference.paths.GaussianPath, got {type(path).__name__}")
+    check_instance(path, GaussianPath, "path", "reference.paths.GaussianPath")
     x = as_points(x)
     n, d = np.shape(x)
-    x0, x1 = path.split_z(z, d=d)
-    t_vec = np.ones(n) * as_time(t, n, low=0.0, high=1.0)
+    x0, x1 = path.split_z(z, d=d, like="x")
+    t_vec = np.ones(n) * as_time(t, n, low=0.0, high=1.0, like="x")
     if chunk_size is not None:
-        chunk_size = check_positive_int(chunk_size, "chunk_size")
+        chunk_size = check_count(chunk_size, "chunk_size")
     return x, t_vec, x0, x1, chunk_size
 
 
@@ -69,13 +68,13 @@ def _pair_terms(x, sched, x0, x1, need_velocity):
     if x0 is not None:
         mean = mean + beta[:, None, None] * x0[None]
     xi = x[:, None, :]
-    log_p = gaussian_logpdf(xi, mean, sigma[:, None])
+    log_p = _gaussian_logpdf(xi, mean, sigma[:, None])
     if not need_velocity:
         return log_p, None
     dmean = dalpha[:, None, None] * x1[None]
     if x0 is not None:
         dmean = dmean + dbeta[:, None, None] * x0[None]
-    return log_p, gaussian_path_velocity(xi, mean, dmean, sigma[:, None], dsigma[:, None])
+    return log_p, _gaussian_path_velocity(xi, mean, dmean, sigma[:, None], dsigma[:, None])
 
 
 def _take(sched, rows):
@@ -83,9 +82,17 @@ def _take(sched, rows):
 
 
 def _streamed(path, x, t, z, chunk_size, need_velocity):
-    """Online log-sum-exp over blocks of z, for blocks of x: (logsumexp_j l_ij, sum_j w_ij u_ij)."""
+    """Online log-sum-exp over blocks of z, for blocks of x: (logsumexp_j l_ij, sum_j w_ij u_ij).
+
+    Overflows (points too far out for float64) are refused by the callers, by name.
+    """
     x, t_vec, x0, x1, chunk_size = _check_inputs(path, x, t, z, chunk_size)
     sched = _schedules(path, t_vec, need_velocity)
+    with onp.errstate(all="ignore"):
+        return _streamed_sums(x, sched, x0, x1, chunk_size, need_velocity)
+
+
+def _streamed_sums(x, sched, x0, x1, chunk_size, need_velocity):
     m = np.shape(x1)[0]
     lse_parts, u_parts = [], []
     for rows in _blocks(np.shape(x)[0], chunk_size):
@@ -203,8 +210,78 @@ def _posterior_sums(x, alpha, beta, sigma, x0, x1, chunk_size):
         if x0 is not None:
             mean_x0[rows] = V0 / S[:, None]
 
-    parallel_map(run_rows, [slice(i, min(i + rows_per_block, n)) for i in range(0, n, rows_per_block)])
+    def run_rows_quietly(rows):
+        with onp.errstate(all="ignore"):  # rows that overflow are redone by _scaled_rows
+            run_rows(rows)
+
+    parallel_map(run_rows_quietly, [slice(i, min(i + rows_per_block, n)) for i in range(0, n, rows_per_block)])
+    bad = ~onp.isfinite(lse) | ~onp.all(onp.isfinite(mean_x1), axis=1) | _far_rows(x, alpha, beta, x0, x1)
+    if mean_x0 is not None:
+        bad |= ~onp.all(onp.isfinite(mean_x0), axis=1)
+    for i in onp.flatnonzero(bad):
+        lse[i], mean_x1[i], m0, _ = _scaled_row(x[i], alpha[i], beta[i], sigma[i], x0, x1)
+        if mean_x0 is not None:
+            mean_x0[i] = m0
     return lse, mean_x1, mean_x0
+
+
+def _scaled_row(xi, a, b, s, x0, x1):
+    """One point's ``(logsumexp_j l_j, E[x1 | x, t], E[x0 | x, t], weights)``, for points far out.
+
+    ``l_j = -|x - mu_j|^2 / (2 s^2) - d log s - d/2 log(2 pi)``. Two regimes:
+
+    - ``|x|`` and the ``|mu_j|`` of very different sizes (a factor 1e12 or more): then
+      ``x - mu_j`` rounds to ``x`` (or to ``-mu_j``) and the differences between the
+      ``l_j``, which decide the weights, are in the cross term:
+      ``l_j = (x . mu_j - (|mu_j|^2 - q) / 2) / s^2 - (|x|^2 + q) / (2 s^2) + const`` with
+      ``q = min_k |mu_k|^2`` (so that equal ``|mu_j|`` cancel exactly before the cross term is
+      added), the first part computed as it is and the second (common to all j) in logs.
+    - otherwise the differences ``x - mu_j`` are scaled by ``c = max |x|, |mu_j|`` (so their
+      squares ``r_j <= 4 d`` cannot overflow) and the log-weights ``-(r_j - r_min) K`` with
+      ``log K = 2 log c - log 2 - 2 log s`` are taken in logs.
+
+    The heaviest ``z`` gets weight ``exp(0) = 1``, so the weights are finite whenever the
+    means are; ``logsumexp`` is ``-inf`` where it is below the float64 range (callers
+    refuse that, by name).
+    """
+    d = xi.shape[0]
+    log_norm = -0.5 * d * onp.log(2 * onp.pi) - d * onp.log(s)
+    with onp.errstate(all="ignore"):
+        mu = a * x1 + (0.0 if x0 is None else b * x0)  # (m, d)
+        if not onp.all(onp.isfinite(mu)):  # the means themselves overflow: nothing is representable
+            nan = onp.full(d, onp.nan)
+            return onp.nan, nan, nan, None
+        x_max, mu_max = float(onp.max(onp.abs(xi))), float(onp.max(onp.abs(mu)))
+        if x_max * 1e-12 > mu_max or mu_max * 1e-12 > x_max:
+            c = max(x_max, mu_max)  # |x|^2 + q in logs: log c^2 + log(|x / c|^2 + min_k |mu_k / c|^2)
+            sq = onp.sum(mu * mu, axis=1)
+            q = sq.min()
+            num = mu @ xi - 0.5 * (sq - q)  # x . mu_j - (|mu_j|^2 - q) / 2: equal |mu_j| cancel exactly
+            top = num.max()
+            e = onp.exp((num - top) / (s * s))  # the largest term is exp(0) = 1; the others may underflow to 0
+            log_common = 2.0 * onp.log(c) + onp.log(onp.sum((xi / c) ** 2) + onp.min(onp.sum((mu / c) ** 2, axis=1)))
+            lse = top / (s * s) - 0.5 * onp.exp(log_common - 2.0 * onp.log(s)) + onp.log(e.sum()) + log_norm
+        else:
+            c = max(x_max, mu_max)
+            if c == 0.0:
+                r = onp.zeros(x1.shape[0])
+            else:
+                diff = xi / c - mu / c
+                r = onp.sum(diff * diff, axis=1)
+            r_min = r.min()
+            log_k = 2.0 * onp.log(c) - onp.log(2.0) - 2.0 * onp.log(s) if c > 0.0 else -onp.inf
+            e = onp.exp(-onp.exp(log_k + onp.log(r - r_min)))  # log(0) = -inf: the nearest z gets exp(0) = 1
+            lse = -onp.exp(log_k + onp.log(r_min)) + onp.log(e.sum()) + log_norm
+        w = e / e.sum()
+        return lse, w @ x1, (None if x0 is None else w @ x0), w
+
+
+def _far_rows(x, alpha, beta, x0, x1):
+    """Rows where the point and the means differ in size by 1e12 or more: ``x - mu_j`` rounds to ``x`` or ``-mu_j``."""
+    with onp.errstate(over="ignore"):
+        mu_max = onp.abs(alpha) * float(onp.max(onp.abs(x1))) + (0.0 if x0 is None else onp.abs(beta) * float(onp.max(onp.abs(x0))))
+        x_max = onp.max(onp.abs(x), axis=1)
+        return (x_max * 1e-12 > mu_max) | (mu_max * 1e-12 > x_max)
 
 
 def _traced(*values):
@@ -216,12 +293,19 @@ def _fast_marginal(path, x, t, z, chunk_size, need_velocity):
     x, t_vec, x0, x1, chunk_size = _check_inputs(path, x, t, z, chunk_size)
     alpha, beta, sigma, dalpha, dbeta, dsigma = _schedules(path, t_vec, need_velocity)
     lse, x1_bar, x0_bar = _posterior_sums(x, alpha, beta, sigma, x0, x1, chunk_size)
-    log_p = lse - onp.log(x1.shape[0])
+    culprits = dict(large=_culprits(x, x0, x1), small={"sigma_t": sigma})
     if not need_velocity:
-        return log_p, None
-    mean = alpha[:, None] * x1_bar + (0.0 if x0 is None else beta[:, None] * x0_bar)  # mu_t(E[z | x, t])
-    dmean = dalpha[:, None] * x1_bar + (0.0 if x0 is None else dbeta[:, None] * x0_bar)
-    return log_p, gaussian_path_velocity(x, mean, dmean, sigma, dsigma)
+        return refuse_non_finite(lse - onp.log(x1.shape[0]), "log p(x | t)", **culprits), None
+    refuse_non_finite(x1_bar, "E[z | x, t]", **culprits)
+    with onp.errstate(all="ignore"):
+        mean = alpha[:, None] * x1_bar + (0.0 if x0 is None else beta[:, None] * x0_bar)  # mu_t(E[z | x, t])
+        dmean = dalpha[:, None] * x1_bar + (0.0 if x0 is None else dbeta[:, None] * x0_bar)
+        u = _gaussian_path_velocity(x, mean, dmean, sigma, dsigma)
+    return None, refuse_non_finite(u, "u(x, t)", **culprits)
+
+
+def _culprits(x, x0, x1):
+    return {"x": x, "z": x1 if x0 is None else np.concatenate([x0, x1])}
 
 
 def posterior_weights(path, x, t, z, chunk_size=DEFAULT_CHUNK):
@@ -244,14 +328,24 @@ def posterior_weights(path, x, t, z, chunk_size=DEFAULT_CHUNK):
     x, t_vec, x0, x1, chunk_size = _check_inputs(path, x, t, z, chunk_size)
     sched = _schedules(path, t_vec, need_velocity=False)
     rows_out = []
-    for rows in _blocks(np.shape(x)[0], chunk_size):
-        xs, ss = x[rows], _take(sched, rows)
-        cols_out = [_pair_terms(xs, ss, None if x0 is None else x0[c], x1[c], False)[0]
-                    for c in _blocks(np.shape(x1)[0], chunk_size)]
-        log_p = np.concatenate(cols_out, axis=1) if len(cols_out) > 1 else cols_out[0]
-        e = np.exp(log_p - np.max(log_p, axis=1, keepdims=True))  # the largest term is exp(0) = 1
-        rows_out.append(e / np.sum(e, axis=1, keepdims=True))
-    return np.concatenate(rows_out, axis=0) if len(rows_out) > 1 else rows_out[0]
+    with onp.errstate(all="ignore"):  # rows that overflow are redone below (or refused when traced)
+        for rows in _blocks(np.shape(x)[0], chunk_size):
+            xs, ss = x[rows], _take(sched, rows)
+            cols_out = [_pair_terms(xs, ss, None if x0 is None else x0[c], x1[c], False)[0]
+                        for c in _blocks(np.shape(x1)[0], chunk_size)]
+            log_p = np.concatenate(cols_out, axis=1) if len(cols_out) > 1 else cols_out[0]
+            e = np.exp(log_p - np.max(log_p, axis=1, keepdims=True))  # the largest term is exp(0) = 1
+            rows_out.append(e / np.sum(e, axis=1, keepdims=True))
+    w = np.concatenate(rows_out, axis=0) if len(rows_out) > 1 else rows_out[0]
+    if _traced(x, t_vec):
+        return refuse_non_finite(w, "p(z | x, t)", large=_culprits(getval(x), x0, x1), small={"sigma_t": sched[2]})
+    alpha, beta, sigma = sched[:3]
+    bad = onp.flatnonzero(~onp.all(onp.isfinite(w), axis=1) | _far_rows(x, alpha, beta, x0, x1))
+    if bad.size:
+        w = onp.array(w)
+        for i in bad:
+            w[i] = _scaled_row(x[i], alpha[i], beta[i], sigma[i], x0, x1)[3]
+    return refuse_non_finite(w, "p(z | x, t)", large=_culprits(x, x0, x1), small={"sigma_t": sched[2]})
 
 
 def marginal_logpdf(path, x, t, z, chunk_size=DEFAULT_CHUNK):
@@ -270,7 +364,7 @@ def marginal_logpdf(path, x, t, z, chunk_size=DEFAULT_CHUNK):
     if not _traced(x, t):
         return _fast_marginal(path, x, t, z, chunk_size, need_velocity=False)[0]
     lse, m, _ = _streamed(path, x, t, z, chunk_size, need_velocity=False)
-    return lse - onp.log(m)
+    return refuse_non_finite(lse - onp.log(m), "log p(x | t)", large={"x": x, "z": z[1] if isinstance(z, (tuple, list)) else z})
 
 
 def marginal_velocity(path, x, t, z, chunk_size=DEFAULT_CHUNK):
@@ -291,4 +385,5 @@ def marginal_velocity(path, x, t, z, chunk_size=DEFAULT_CHUNK):
     """
     if not _traced(x, t):
         return _fast_marginal(path, x, t, z, chunk_size, need_velocity=True)[1]
-    return _streamed(path, x, t, z, chunk_size, need_velocity=True)[2]
+    u = _streamed(path, x, t, z, chunk_size, need_velocity=True)[2]
+    return refuse_non_finite(u, "u(x, t)", large={"x": x, "z": z[1] if isinstance(z, (tuple, list)) else z})

@@ -28,7 +28,16 @@ from typing import NamedTuple
 import numpy as onp
 from scipy.spatial.distance import cdist, pdist
 
-from ._validate import as_points, check_callable, check_finite_number, check_positive_int, check_rng
+from ._validate import (
+    as_points,
+    as_real_array,
+    check_bool,
+    check_callable,
+    check_count,
+    check_real,
+    check_rng,
+    refuse_non_finite,
+)
 
 __all__ = [
     "energy_distance",
@@ -45,7 +54,7 @@ __all__ = [
 
 def _sample_pair(x, y, min_points=1):
     x = as_points(x, "x", allow_traced=False)
-    y = as_points(y, "y", d=x.shape[1], allow_traced=False)
+    y = as_points(y, "y", d=x.shape[1], allow_traced=False, like="x")
     for name, s in (("x", x), ("y", y)):
         if s.shape[0] < min_points:
             raise ValueError(
@@ -53,6 +62,18 @@ def _sample_pair(x, y, min_points=1):
                 f"estimator, got {s.shape[0]}; use unbiased=False for the V-statistic"
             )
     return x, y
+
+
+_BIG = 2.0**300
+"""Beyond this size, points are scaled by a power of two before their distances are taken
+(a power of two scales exactly, so nothing changes but the range): squared distances of
+points near 1e154 would overflow float64."""
+
+
+def _scale_of(*arrays):
+    """A power of two ``c`` with ``max |a| / c <= 1`` when the arrays are that large, else 1."""
+    m = max(float(onp.max(onp.abs(a))) for a in arrays)
+    return 1.0 if m <= _BIG else float(2.0 ** onp.ceil(onp.log2(m)))
 
 
 def _within_mean(K, unbiased):
@@ -82,9 +103,14 @@ def energy_distance(x, y, unbiased=True):
     Returns:
         a float.
     """
+    unbiased = check_bool(unbiased, "unbiased")
     x, y = _sample_pair(x, y, 2 if unbiased else 1)
+    c = _scale_of(x, y)
+    x, y = x / c, y / c  # E(c x, c y) = c E(x, y)
     cross = cdist(x, y).mean()
-    return float(2.0 * cross - _within_mean(cdist(x, x), unbiased) - _within_mean(cdist(y, y), unbiased))
+    with onp.errstate(over="ignore"):
+        value = c * (2.0 * cross - _within_mean(cdist(x, x), unbiased) - _within_mean(cdist(y, y), unbiased))
+    return float(refuse_non_finite(value, "the energy distance", large={"x": x * c, "y": y * c}))
 
 
 def gaussian_kernel(x, y, bandwidth):
@@ -99,8 +125,15 @@ def gaussian_kernel(x, y, bandwidth):
         shape ``(n, m)``.
     """
     x, y = _sample_pair(x, y)
-    h = float(check_finite_number(bandwidth, "bandwidth", positive=True))
-    return onp.exp(-cdist(x, y, "sqeuclidean") / (2.0 * h * h))
+    h = check_real(bandwidth, "bandwidth", low=0.0, low_open=True)
+    c = _scale_of(x, y)
+    if c == 1.0 and h >= 1.0 / _BIG:
+        return onp.exp(-cdist(x, y, "sqeuclidean") / (2.0 * h * h))
+    # far points or a tiny bandwidth: |x - y| / h from scaled distances; an overflow to inf gives k = 0, as it should
+    dist = cdist(x / c, y / c)
+    with onp.errstate(over="ignore"):
+        ratio = onp.where(dist == 0.0, 0.0, dist * (c / h))
+        return onp.exp(-0.5 * ratio * ratio)
 
 
 def median_bandwidth(x, y):
@@ -114,11 +147,14 @@ def median_bandwidth(x, y):
         ``h``, a float ``> 0``.
     """
     x, y = _sample_pair(x, y)
-    pooled = onp.concatenate([x, y])  # at least two points: x and y have one each
-    h = float(onp.median(pdist(pooled)))
+    c = _scale_of(x, y)
+    pooled = onp.concatenate([x, y]) / c  # at least two points: x and y have one each
+    with onp.errstate(over="ignore"):
+        h = float(onp.median(pdist(pooled))) * c
     if h <= 0:
-        raise ValueError("the median heuristic gives h = 0 (more than half the pairs coincide); pass bandwidth")
-    return h
+        raise ValueError("x and y: the median heuristic gives h = 0 (more than half of the pairs of points coincide); "
+                         "pass a bandwidth")
+    return float(refuse_non_finite(h, "the median distance", large={"x": x, "y": y}))
 
 
 def mmd2(x, y, bandwidth=None, unbiased=True):
@@ -142,8 +178,9 @@ def mmd2(x, y, bandwidth=None, unbiased=True):
     Returns:
         a float.
     """
+    unbiased = check_bool(unbiased, "unbiased")
     x, y = _sample_pair(x, y, 2 if unbiased else 1)
-    h = median_bandwidth(x, y) if bandwidth is None else bandwidth
+    h = median_bandwidth(x, y) if bandwidth is None else check_real(bandwidth, "bandwidth", low=0.0, low_open=True)
     k_xy = gaussian_kernel(x, y, h).mean()
     k_xx = _within_mean(gaussian_kernel(x, x, h), unbiased)
     k_yy = _within_mean(gaussian_kernel(y, y, h), unbiased)
@@ -168,12 +205,20 @@ def wasserstein2_1d(a, b):
     Returns:
         shape ``(L,)``.
     """
-    a, b = onp.asarray(a, dtype=onp.float64), onp.asarray(b, dtype=onp.float64)
-    if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[0]:
+    a = as_real_array(a, "a", ndim=2, what="an array of shape (L, n)", allow_traced=False)
+    b = as_real_array(b, "b", ndim=2, what="an array of shape (L, m)", allow_traced=False)
+    if a.shape[0] != b.shape[0]:
         raise ValueError(f"a and b must have shapes (L, n) and (L, m) with the same L, got {a.shape} and {b.shape}")
-    a, b = onp.sort(a, axis=1), onp.sort(b, axis=1)
-    if a.shape[1] < 1 or b.shape[1] < 1 or not (onp.all(onp.isfinite(a)) and onp.all(onp.isfinite(b))):
-        raise ValueError("a and b must hold at least one finite value per row, and no NaN or inf")
+    for name, v in (("a", a), ("b", b)):
+        if v.shape[0] < 1 or v.shape[1] < 1:
+            raise ValueError(f"{name} must hold at least one sample of at least one value, got shape {v.shape}")
+    c = _scale_of(a, b)
+    with onp.errstate(over="ignore"):
+        w2 = c * c * _w2_sorted(onp.sort(a / c, axis=1), onp.sort(b / c, axis=1))  # W2^2(c a, c b) = c^2 W2^2(a, b)
+    return refuse_non_finite(w2, "W2^2", large={"a": a, "b": b})
+
+
+def _w2_sorted(a, b):
     n, m = a.shape[1], b.shape[1]
     if n == m:
         return onp.mean((a - b) ** 2, axis=1)
@@ -208,17 +253,33 @@ def sliced_wasserstein2(x, y, rng, n_projections=128):
     """
     x, y = _sample_pair(x, y)
     rng = check_rng(rng)
-    n_projections = check_positive_int(n_projections, "n_projections")
+    n_projections = check_count(n_projections, "n_projections")
     theta = rng.standard_normal((n_projections, x.shape[1]))
     theta /= onp.linalg.norm(theta, axis=1, keepdims=True)  # uniform on the sphere
-    return float(onp.mean(wasserstein2_1d(theta @ x.T, theta @ y.T)))
+    c = _scale_of(x, y)
+    pa, pb = theta @ (x / c).T, theta @ (y / c).T
+    with onp.errstate(over="ignore"):
+        value = c * c * float(onp.mean(_w2_sorted(onp.sort(pa, axis=1), onp.sort(pb, axis=1))))
+    return float(refuse_non_finite(value, "SW2^2", large={"x": x, "y": y}))
 
 
-class NoiseFloor(NamedTuple):
-    """Noise floor of a sample metric: its mean over pairs of data draws and the standard error  [lecture: Flow Matching In Practice, step 5]"""
-
+class _NoiseFloorFields(NamedTuple):
     mean: float
     se: float
+
+
+class NoiseFloor(_NoiseFloorFields):
+    """Noise floor of a sample metric: its mean over pairs of data draws and the standard error  [lecture: Flow Matching In Practice, step 5]
+
+    Args:
+        mean: a finite real number.
+        se: its standard error, finite and ``>= 0``.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, mean, se):
+        return super().__new__(cls, check_real(mean, "mean"), check_real(se, "se", low=0.0))
 
 
 def noise_floor(metric, sampler, n, rng, n_repeats=10):
@@ -243,9 +304,9 @@ def noise_floor(metric, sampler, n, rng, n_repeats=10):
     """
     check_callable(metric, "metric")
     check_callable(sampler, "sampler")
-    n = check_positive_int(n, "n")
+    n = check_count(n, "n")
     rng = check_rng(rng)
-    n_repeats = check_positive_int(n_repeats, "n_repeats", minimum=2)
+    n_repeats = check_count(n_repeats, "n_repeats", minimum=2)
     values = []
     for _ in range(n_repeats):
         x = as_points(sampler(n, rng), "sampler(n, rng)")
@@ -254,11 +315,21 @@ def noise_floor(metric, sampler, n, rng, n_repeats=10):
         y = as_points(sampler(n, rng), "sampler(n, rng)", d=x.shape[1])
         if y.shape[0] != n:
             raise ValueError(f"sampler(n, rng) must return {n} points, got shape {y.shape}")
-        values.append(float(metric(x, y)))
+        values.append(_metric_value(metric(x, y)))
     values = onp.asarray(values)
-    if not onp.all(onp.isfinite(values)):
-        raise ValueError("metric(x, y) returned a non-finite value")
     return NoiseFloor(float(values.mean()), float(values.std(ddof=1) / onp.sqrt(n_repeats)))
+
+
+def _metric_value(value):
+    """A metric's value as a float: a finite real number (a 0-d array or a 1-element one too)."""
+    arr = onp.asarray(value)
+    if arr.dtype.kind not in "iuf" or arr.size != 1:
+        raise TypeError(f"metric(x, y) must return a real number, got {type(value).__name__}"
+                        + (f" of shape {arr.shape} and dtype {arr.dtype}" if isinstance(value, onp.ndarray) else ""))
+    v = float(arr.reshape(()))
+    if not onp.isfinite(v):
+        raise ValueError(f"metric(x, y) returned a non-finite value ({v})")
+    return v
 
 
 def path_length_ratio(path):
@@ -276,15 +347,14 @@ def path_length_ratio(path):
     Returns:
         shape ``(n,)``.
     """
-    path = onp.asarray(path, dtype=onp.float64)
-    if path.ndim != 3 or path.shape[0] < 2 or path.shape[1] < 1 or path.shape[2] < 1:
+    path = as_real_array(path, "path", ndim=3, what="an array of shape (K + 1, n, d)", allow_traced=False)
+    if path.shape[0] < 2 or path.shape[1] < 1 or path.shape[2] < 1:
         raise ValueError(f"path must have shape (K + 1, n, d) with K >= 1, got {path.shape}")
-    if not onp.all(onp.isfinite(path)):
-        raise ValueError("path holds non-finite values (NaN or inf)")
+    path = path / _scale_of(path)  # the ratio does not change under scaling
     length = onp.sum(onp.linalg.norm(onp.diff(path, axis=0), axis=2), axis=0)
     chord = onp.linalg.norm(path[-1] - path[0], axis=1)
     if onp.any(chord == 0.0):
         raise ValueError(
-            f"trajectory {int(onp.argmax(chord == 0.0))} ends where it starts: its length ratio is undefined"
+            f"path: trajectory {int(onp.argmax(chord == 0.0))} ends where it starts: its length ratio is undefined"
         )
     return length / chord

@@ -14,9 +14,20 @@ import numpy as onp
 from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
 
+import numbers
+
 from ._parallel import parallel_map
 from .autodiff import value_and_divergence
-from ._validate import as_points, as_time, check_positive_int, check_rng
+from ._validate import (
+    MAX_COUNT,
+    as_points,
+    as_real_array,
+    as_time,
+    check_bool,
+    check_count,
+    check_rng,
+    refuse_non_finite,
+)
 
 __all__ = [
     "silu",
@@ -38,7 +49,18 @@ def silu(h):
     """SiLU (swish), the activation of v_theta  [lecture: Flow Matching In Practice, step 4]
 
         silu(h) = h * sigmoid(h) = h / (1 + exp(-h))
+
+    Args:
+        h: an array of any shape (real, finite).
+
+    Returns:
+        an array like ``h``; it never overflows (``silu(h) -> h`` for large ``h``, ``-> 0``
+        for large negative ``h``).
     """
+    return _silu(as_real_array(h, "h"))
+
+
+def _silu(h):
     return h * np.exp(-np.logaddexp(0.0, -h))  # sigmoid(h) = exp(-log(1 + e^-h)): no overflow
 
 
@@ -46,15 +68,79 @@ def _relu(h):
     return np.maximum(h, 0.0)
 
 
-ACTIVATIONS = {"silu": silu, "tanh": np.tanh, "relu": _relu}
+_ACTIVATIONS = {"silu": _silu, "tanh": np.tanh, "relu": _relu}
+
+ACTIVATIONS = tuple(_ACTIVATIONS)
+"""The activations ``mlp_apply`` takes by name (it takes a callable too)."""
 
 
 def _activation(activation):
-    if isinstance(activation, str) and activation in ACTIVATIONS:
-        return ACTIVATIONS[activation]
-    if callable(activation):
-        return activation
+    if isinstance(activation, str) and activation in _ACTIVATIONS:
+        return _ACTIVATIONS[activation]
+    if callable(activation) and not isinstance(activation, str):
+        return _checked_activation(activation)
     raise ValueError(f"activation must be one of {list(ACTIVATIONS)} or a callable, got {activation!r}")
+
+
+def _checked_activation(sigma):
+    """A user's activation, its output checked: an array of its input's shape, real."""
+    def checked(a):
+        out = sigma(a)
+        value = getval(out)
+        if not isinstance(value, onp.ndarray) or value.shape != onp.shape(getval(a)) or value.dtype.kind not in "iuf":
+            raise TypeError(f"activation(a) must return a real array of a's shape {onp.shape(getval(a))}, got "
+                            f"{type(value).__name__}" + (f" of shape {value.shape} and dtype {value.dtype}"
+                                                         if isinstance(value, onp.ndarray) else ""))
+        return out
+    return checked
+
+
+def _check_widths(sizes, name, minimum_length):
+    """``sizes`` as a tuple of integers >= 1 (at least ``minimum_length`` of them)."""
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, (tuple, list)):
+        raise TypeError(f"{name} must be a tuple of layer widths (integers >= 1), e.g. (64, 64), got {sizes!r}")
+    for k, w in enumerate(sizes):
+        if isinstance(w, bool) or not isinstance(w, numbers.Integral):
+            raise TypeError(f"{name}[{k}] must be an integer >= 1 (a layer width), got {w!r}")
+        if w < 1:
+            raise ValueError(f"{name}[{k}] must be an integer >= 1 (a layer width), got {w}")
+        if w > MAX_COUNT:
+            raise ValueError(f"{name}[{k}] must be an integer from 1 to {MAX_COUNT} (a layer width), got {w}")
+    if len(sizes) < minimum_length:
+        raise ValueError(f"{name} must hold at least an input and an output width, got {tuple(sizes)}")
+    return tuple(int(w) for w in sizes)
+
+
+def _check_mlp(params, name="params", d_in=None, d_out=None, what=None):
+    """Check an MLP's parameters ``[(W, b), ...]``; return its ``(d_in, d_out)``.
+
+    Every ``W`` is a real finite ``(fan_in, fan_out)`` array, every ``b`` a real finite
+    ``(fan_out,)`` one, and consecutive layers chain. Autograd boxes are checked through.
+    """
+    raw = getval(params)
+    layout = "a non-empty list of (W, b) pairs as made by " + (what or "reference.nn.mlp_init")
+    if not isinstance(raw, (list, tuple)) or not raw:
+        raise TypeError(f"{name} must be {layout}, got {type(raw).__name__}")
+    fan_in = None
+    for k, layer in enumerate(raw):
+        layer_raw = getval(layer)
+        if not isinstance(layer_raw, (list, tuple)) or len(layer_raw) != 2:
+            raise TypeError(f"{name}[{k}] must be a pair (W, b), got {type(layer_raw).__name__}"
+                            + (f" of length {len(layer_raw)}" if isinstance(layer_raw, (list, tuple)) else ""))
+        W = as_real_array(layer[0], f"{name}[{k}][0] (W)", ndim=2)
+        b = as_real_array(layer[1], f"{name}[{k}][1] (b)", ndim=1)
+        shape_W, shape_b = onp.shape(getval(W)), onp.shape(getval(b))
+        if shape_W[1] != shape_b[0] or 0 in shape_W:
+            raise ValueError(f"{name}[{k}] must hold W of shape (fan_in, fan_out) and b of shape (fan_out,), "
+                             f"got {shape_W} and {shape_b}")
+        if fan_in is not None and shape_W[0] != fan_in:
+            raise ValueError(f"{name}[{k}][0] (W) must have {fan_in} rows (the previous layer's width), got shape {shape_W}")
+        if k == 0:
+            first_in = shape_W[0]
+        fan_in = shape_W[1]
+    if d_in is not None and first_in != d_in or d_out is not None and fan_in != d_out:
+        raise ValueError(f"{name} map R^{first_in} -> R^{fan_in}, expected R^{d_in} -> R^{d_out}")
+    return first_in, fan_in
 
 
 def mlp_init(sizes, rng, zero_last=False):
@@ -72,10 +158,8 @@ def mlp_init(sizes, rng, zero_last=False):
         ``[(W_1, b_1), ..., (W_L, b_L)]`` with ``W_k`` of shape ``(sizes[k-1], sizes[k])``.
     """
     rng = check_rng(rng)
-    sizes = tuple(sizes)
-    if len(sizes) < 2:
-        raise ValueError(f"sizes must hold at least an input and an output width, got {sizes}")
-    sizes = tuple(check_positive_int(s, "sizes[...]") for s in sizes)
+    sizes = _check_widths(sizes, "sizes", 2)
+    zero_last = check_bool(zero_last, "zero_last")
     params = []
     for k, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         bound = 1.0 / onp.sqrt(fan_in)
@@ -101,9 +185,22 @@ def mlp_apply(params, h, activation="silu"):
         shape ``(n, d_out)``.
     """
     sigma = _activation(activation)
-    d_in = params[0][0].shape[0]
-    if np.ndim(h) != 2 or np.shape(h)[1] != d_in:
-        raise ValueError(f"h must have shape (n, {d_in}) for this network, got {np.shape(h)}")
+    d_in, _ = _check_mlp(params)
+    h = as_points(h, "h")
+    if np.shape(h)[1] != d_in:
+        raise ValueError(f"h must have shape (n, {d_in}) for this network (params), got {np.shape(h)}")
+    with onp.errstate(over="ignore", invalid="ignore"):
+        out = _mlp_apply(params, h, sigma)
+    return refuse_non_finite(out, "the network's output", large={"h": h, "params": _leaves(params)})
+
+
+def _leaves(params):
+    """Every weight of an MLP in one flat array (for error messages)."""
+    return onp.concatenate([onp.ravel(getval(a)) for layer in params for a in layer])
+
+
+def _mlp_apply(params, h, sigma):
+    """``mlp_apply`` without checks (``sigma`` the activation function), for callers that checked."""
     for W, b in params[:-1]:
         h = sigma(h @ W + b)
     W, b = params[-1]
@@ -118,9 +215,8 @@ def velocity_init(d, hidden=(64, 64, 64), rng=None):
         hidden: the hidden widths.
         rng: ``numpy.random.Generator``.
     """
-    d = check_positive_int(d, "d")
-    if not isinstance(hidden, (tuple, list)):
-        raise TypeError(f"hidden must be a tuple of hidden widths, e.g. (64, 64, 64), got {hidden!r}")
+    d = check_count(d, "d")
+    hidden = _check_widths(hidden, "hidden", 0)
     return mlp_init((d + 1, *hidden, d), rng)
 
 
@@ -130,16 +226,33 @@ def velocity_apply(params, x, t, activation="silu"):
     Args:
         params: as returned by ``velocity_init``.
         x: points, shape ``(n, d)``.
-        t: a float or an array of shape ``(n,)``.
+        t: a float or an array of shape ``(n,)``; any real time (the network is defined
+            for every t; the solvers call it wherever they integrate).
+        activation: as for ``mlp_apply``.
 
     Returns:
         shape ``(n, d)``.
     """
+    sigma = _activation(activation)
+    d_in, d_out = _check_mlp(params, what="reference.nn.velocity_init")
+    if d_in != d_out + 1:
+        raise ValueError(f"params must map [x, t] (d + 1 inputs) to d outputs, got R^{d_in} -> R^{d_out}")
     x = as_points(x)
-    n = x.shape[0]
-    t = as_time(t, n)
+    if np.shape(x)[1] != d_out:
+        raise ValueError(f"x must have dimension d = {d_out} for these params (they map [x, t] in R^{d_in} to R^{d_out}), "
+                         f"got shape {np.shape(x)}")
+    n = np.shape(x)[0]
+    t = as_time(t, n, like="x")
+    with onp.errstate(over="ignore", invalid="ignore"):
+        v = _velocity_apply(params, x, t, sigma)
+    return refuse_non_finite(v, "v_theta(x, t)", large={"x": x, "params": _leaves(params)})
+
+
+def _velocity_apply(params, x, t, sigma=_silu):
+    """``velocity_apply`` without checks, for callers that checked (``sigma`` the activation function)."""
+    n = np.shape(x)[0]
     t_col = np.ones((n, 1)) * np.reshape(t, (-1, 1))  # (n, 1), whether t is a float or (n,)
-    return mlp_apply(params, np.concatenate([x, t_col], axis=1), activation)
+    return _mlp_apply(params, np.concatenate([x, t_col], axis=1), sigma)
 
 
 # --------------------------------------------------------------------------------------
@@ -167,16 +280,43 @@ def mlp_flatten(params):
     ``theta`` holds, layer after layer, ``W_k`` (row-major) then ``b_k``;
     ``sizes = (d_in, h_1, ..., d_out)`` is all ``mlp_unflatten`` needs to undo it.
     """
+    _check_mlp(params)
+    params = [(onp.asarray(getval(W), dtype=onp.float64), onp.asarray(getval(b), dtype=onp.float64)) for W, b in params]
     sizes = (params[0][0].shape[0],) + tuple(b.shape[0] for _, b in params)
     theta = onp.concatenate([onp.concatenate([onp.ravel(W), b]) for W, b in params])
     return theta, sizes
+
+
+def _check_flat(theta, sizes):
+    """Check flat parameters against their layer widths; return ``sizes`` as a tuple."""
+    sizes = _check_widths(sizes, "sizes", 2)
+    theta = as_real_array(theta, "theta", ndim=1, what="a 1-D array (flat parameters, see mlp_flatten)")
+    expected = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    if np.shape(theta)[0] != expected:
+        raise ValueError(f"theta must have {expected} entries for sizes {sizes}, got {np.shape(theta)[0]}: "
+                         f"theta and sizes do not belong together")
+    return theta, sizes
+
+
+def _check_workspace(workspace):
+    if workspace is not None and not isinstance(workspace, dict):
+        raise TypeError(f"workspace must be None or a dict (of reused buffers), got {type(workspace).__name__}")
 
 
 def mlp_unflatten(theta, sizes):
     """The layers [(W_k, b_k)] viewing theta, the inverse of ``mlp_flatten``  [lecture: Theorem 2 (theta)]
 
     No copy: writing into ``theta`` updates them.
+
+    Args:
+        theta: flat parameters, a 1-D array (see ``mlp_flatten``).
+        sizes: ``(d_in, h_1, ..., d_out)``, as ``mlp_flatten`` returns them.
     """
+    theta, sizes = _check_flat(theta, sizes)
+    return _mlp_unflatten(theta, sizes)
+
+
+def _mlp_unflatten(theta, sizes):
     params, i = [], 0
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
         W = theta[i : i + fan_in * fan_out].reshape(fan_in, fan_out)
@@ -212,11 +352,12 @@ def _buffer(workspace, key, size):
     return buf
 
 
-@primitive
 def mlp_apply_flat(theta, h, sizes, workspace=None):
     """SiLU MLP on flat parameters as one autograd primitive, the same map as ``mlp_apply``  [lecture: Theorem 2 (v_theta)]
 
         h_k = silu(h_{k-1} W_k + b_k),   out = h_{L-1} W_L + b_L
+
+    Differentiable in ``theta`` and ``h`` (the backward pass is written out below).
 
     Args:
         theta: flat parameters (see ``mlp_flatten``).
@@ -230,12 +371,23 @@ def mlp_apply_flat(theta, h, sizes, workspace=None):
         shape ``(n, d_out)``; a view into the buffer holding the forward trace, which is
         what the backward pass reads.
     """
+    theta, sizes = _check_flat(theta, sizes)
+    h = as_points(h, "h", d=sizes[0])
+    _check_workspace(workspace)
+    with onp.errstate(over="ignore", invalid="ignore"):
+        out = _mlp_apply_flat(theta, h, sizes, workspace)
+    return refuse_non_finite(out, "the network's output", large={"h": h, "theta": theta})
+
+
+@primitive
+def _mlp_apply_flat(theta, h, sizes, workspace=None):
+    """``mlp_apply_flat`` without checks: the primitive itself, for the training step."""
     n = h.shape[0]
     spans, out_span, size = _trace_layout(n, sizes)
     trace = _buffer(workspace, ("trace", n), size)
     if workspace is not None:  # count the calls, so a gradient can tell that its trace was overwritten
         workspace["calls"] = workspace.get("calls", 0) + 1
-    layers = mlp_unflatten(theta, sizes)
+    layers = _mlp_unflatten(theta, sizes)
     with onp.errstate(over="ignore"):  # exp(-a) = inf for a < -709 gives sigmoid 0, as it should
         for (W, b), (s_span, h_span) in zip(layers[:-1], spans):
             s, a = _view(trace, s_span), _view(trace, h_span)
@@ -273,8 +425,20 @@ def mlp_forward_flat(theta, h, sizes, workspace=None):
     Returns:
         shape ``(n, d_out)``, a new array.
     """
+    theta, sizes = _check_flat(theta, sizes)
+    h = as_points(h, "h", d=sizes[0], allow_traced=False)
+    if getval(theta) is not theta:
+        raise TypeError("theta cannot be differentiated through mlp_forward_flat (use mlp_apply_flat)")
+    _check_workspace(workspace)
+    with onp.errstate(over="ignore", invalid="ignore"):
+        out = _mlp_forward_flat(theta, h, sizes, workspace)
+    return refuse_non_finite(out, "the network's output", large={"h": h, "theta": theta})
+
+
+def _mlp_forward_flat(theta, h, sizes, workspace=None):
+    """``mlp_forward_flat`` without checks, for ``VelocityNetwork``."""
     n = h.shape[0]
-    layers = mlp_unflatten(theta, sizes)
+    layers = _mlp_unflatten(theta, sizes)
     size = n * max(sizes[1:-1], default=1)
     buffers = [_buffer(workspace, ("forward", n, i), size) for i in (0, 1)]
     with onp.errstate(over="ignore"):  # exp(-a) = inf for a < -709: silu(a) = a / inf = -0, as it should
@@ -301,7 +465,7 @@ def _mlp_apply_flat_vjp(argnum):
         if trace is None or trace.shape != (size,):
             raise RuntimeError("mlp_apply_flat's output must be the view into its trace it returned")
         calls = None if workspace is None else workspace["calls"]
-        layers = mlp_unflatten(theta, sizes)
+        layers = _mlp_unflatten(theta, sizes)
         inputs = [h] + [_view(trace, h_span) for _, h_span in spans]  # the input of each layer
 
         def vjp(g):
@@ -327,7 +491,7 @@ def _mlp_apply_flat_vjp(argnum):
     return make_vjp
 
 
-defvjp(mlp_apply_flat, _mlp_apply_flat_vjp(0), _mlp_apply_flat_vjp(1))
+defvjp(_mlp_apply_flat, _mlp_apply_flat_vjp(0), _mlp_apply_flat_vjp(1))
 
 
 def velocity_and_divergence_flat(theta, sizes, x, t):
@@ -352,12 +516,25 @@ def velocity_and_divergence_flat(theta, sizes, x, t):
     Returns:
         ``(v, div)``: shapes ``(n, d)`` and ``(n,)``.
     """
+    theta, sizes = _check_flat(theta, sizes)
+    if getval(theta) is not theta:
+        raise TypeError("theta cannot be differentiated through velocity_and_divergence_flat")
+    if sizes[0] != sizes[-1] + 1:
+        raise ValueError(f"sizes {sizes} are not those of a velocity field (d + 1 inputs, d outputs)")
     x = as_points(x, allow_traced=False)
+    if x.shape[1] != sizes[-1]:
+        raise ValueError(f"x must have dimension d = {sizes[-1]} for sizes {sizes}, got shape {x.shape}")
+    t = as_time(t, x.shape[0], like="x")
+    with onp.errstate(over="ignore", invalid="ignore"):
+        v, div = _velocity_and_divergence_flat(theta, sizes, x, t)
+    return (refuse_non_finite(v, "v_theta(x, t)", large={"x": x, "theta": theta}),
+            refuse_non_finite(div, "div v_theta(x, t)", large={"x": x, "theta": theta}))
+
+
+def _velocity_and_divergence_flat(theta, sizes, x, t):
+    """``velocity_and_divergence_flat`` without checks, for ``VelocityNetwork``."""
     n, d = x.shape
-    t = as_time(t, n)
-    if sizes[0] != d + 1 or sizes[-1] != d:
-        raise ValueError(f"sizes {tuple(sizes)} are not those of a velocity field on d = {d}")
-    layers = mlp_unflatten(theta, sizes)
+    layers = _mlp_unflatten(theta, sizes)
     h = onp.empty((n, d + 1))
     h[:, :d] = x
     h[:, d] = t
@@ -398,11 +575,13 @@ class VelocityNetwork:
     """Rows per block: a block's layer buffers (about 2 MB) stay in cache; two or more blocks run on two threads."""
 
     def __init__(self, params):
-        self.params = [(onp.array(W, dtype=onp.float64), onp.array(b, dtype=onp.float64)) for W, b in params]
+        d_in, d_out = _check_mlp(params, what="reference.nn.velocity_init")
+        if d_in != d_out + 1:
+            raise ValueError(f"params must map [x, t] (d + 1 inputs) to d outputs, got R^{d_in} -> R^{d_out}")
+        self.params = [(onp.array(getval(W), dtype=onp.float64), onp.array(getval(b), dtype=onp.float64))
+                       for W, b in params]
         self.theta, self.sizes = mlp_flatten(self.params)
         self.d = self.sizes[-1]
-        if self.sizes[0] != self.d + 1:
-            raise ValueError(f"params must map [x, t] (d + 1 inputs) to d outputs, got sizes {self.sizes}")
         self._local = threading.local()  # one workspace per thread
 
     def _forward(self, x, t, rows):
@@ -411,21 +590,26 @@ class VelocityNetwork:
         h = _buffer(workspace, ("input", n), n * (self.d + 1)).reshape(n, self.d + 1)
         h[:, : self.d] = x[rows]
         h[:, self.d] = t if onp.ndim(t) == 0 else t[rows]
-        return mlp_forward_flat(self.theta, h, self.sizes, workspace)
+        with onp.errstate(over="ignore", invalid="ignore"):  # an overflow is refused by __call__
+            return _mlp_forward_flat(self.theta, h, self.sizes, workspace)
 
     def __call__(self, x, t):
         if getval(x) is not x or getval(t) is not t:
             return velocity_apply(self.params, x, t)
         x = as_points(x, d=self.d)
         n = x.shape[0]
-        t = as_time(t, n)
+        t = as_time(t, n, like="x")
         n_blocks = -(-n // self.BLOCK_ROWS)
         if n_blocks == 1:
-            return self._forward(x, t, slice(0, n))
-        n_blocks += n_blocks % 2  # an even number of equal blocks keeps both threads busy
-        edges = [n * i // n_blocks for i in range(n_blocks + 1)]
-        blocks = [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
-        return onp.concatenate(parallel_map(lambda rows: self._forward(x, t, rows), blocks))
+            out = self._forward(x, t, slice(0, n))
+        else:
+            n_blocks += n_blocks % 2  # an even number of equal blocks keeps both threads busy
+            edges = [n * i // n_blocks for i in range(n_blocks + 1)]
+            blocks = [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
+            out = onp.concatenate(parallel_map(lambda rows: self._forward(x, t, rows), blocks))
+        if not onp.isfinite(out.sum()):  # one pass over the (n, d) output: points too far out for float64
+            refuse_non_finite(out, "v_theta(x, t)", large={"x": x, "params": self.theta})
+        return out
 
     def velocity_and_divergence(self, x, t):
         """``(v_theta(x, t), div_x v_theta(x, t))``, shapes ``(n, d)`` and ``(n,)``.
@@ -435,7 +619,12 @@ class VelocityNetwork:
         """
         if getval(x) is not x or getval(t) is not t:
             return value_and_divergence(lambda y, s: velocity_apply(self.params, y, s), x, t)
-        return velocity_and_divergence_flat(self.theta, self.sizes, x, t)
+        x = as_points(x, d=self.d)
+        t = as_time(t, x.shape[0], like="x")
+        with onp.errstate(over="ignore", invalid="ignore"):
+            v, div = _velocity_and_divergence_flat(self.theta, self.sizes, x, t)
+        culprits = {"x": x, "params": self.theta}
+        return refuse_non_finite(v, "v_theta(x, t)", large=culprits), refuse_non_finite(div, "div v_theta(x, t)", large=culprits)
 
     def __repr__(self):
         return f"VelocityNetwork(sizes={self.sizes})"

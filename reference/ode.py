@@ -34,7 +34,20 @@ import autograd.numpy as np
 import numpy as onp
 from autograd.tracer import getval
 
-from ._validate import as_points, as_time, check_callable, check_field_output, check_finite_number, check_positive_int
+import numbers
+
+from ._validate import (
+    as_points,
+    as_real_array,
+    as_time,
+    check_bool,
+    check_callable,
+    check_field_output,
+    check_finite_number,
+    check_count,
+    check_real,
+    refuse_non_finite,
+)
 
 __all__ = [
     "IntegrationError",
@@ -57,6 +70,7 @@ __all__ = [
 ]
 
 _TOL = 1e-14  # consistency checks on tableau coefficients written as decimal fractions
+_MAX_STEPS = 1e8  # push_samples refuses to plan more steps than this
 
 
 class IntegrationError(ValueError):
@@ -65,6 +79,17 @@ class IntegrationError(ValueError):
     Raised when the state or the field stops being finite, the step size underflows or
     ``max_steps`` runs out. A ``ValueError``, so callers may catch either.
     """
+
+
+def _check_coefficients(v, name):
+    """A tableau's row of coefficients: a tuple or list of real numbers (no bool, complex or str)."""
+    if isinstance(v, (str, bytes)) or not isinstance(v, (tuple, list)):
+        raise TypeError(f"{name} must be a tuple of real numbers, got {type(v).__name__}")
+    for k, value in enumerate(v):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name}[{k}] must be a real number, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{name}[{k}] must be finite, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -101,6 +126,18 @@ class ButcherTableau:
     doc: str = ""
 
     def __post_init__(self):
+        if not isinstance(self.name, str):
+            raise TypeError(f"name must be a str, got {type(self.name).__name__}")
+        if not isinstance(self.doc, str):
+            raise TypeError(f"doc must be a str, got {type(self.doc).__name__}")
+        for field_name in ("c", "b") + (("b_err",) if self.b_err is not None else ()):
+            _check_coefficients(getattr(self, field_name), field_name)
+        if isinstance(self.a, (str, bytes)) or not isinstance(self.a, (tuple, list)):
+            raise TypeError(f"a must be a tuple of rows of real numbers, got {type(self.a).__name__}")
+        for i, row in enumerate(self.a):
+            _check_coefficients(row, f"a[{i}]")
+        if self.err_order is not None:
+            check_count(self.err_order, "err_order")
         s = len(self.c)
         if s < 1 or len(self.b) != s or len(self.a) != s or any(len(row) != s for row in self.a):
             raise ValueError(
@@ -132,7 +169,7 @@ class ButcherTableau:
                 raise ValueError(f"tableau {self.name!r}: the weights b_err must sum to 1, got {float(sum(self.b_err))!r}")
             if self.err_order is None:
                 raise ValueError(f"tableau {self.name!r}: an embedded pair needs err_order")
-        check_positive_int(self.order, "order")
+        check_count(self.order, "order")
 
     @property
     def stages(self):
@@ -225,8 +262,8 @@ def get_tableau(method):
     raise ValueError(f"method must be one of {sorted(TABLEAUS)} or a ButcherTableau, got {method!r}")
 
 
-def _checked_field(u, n, d):
-    """``u`` wrapped so that a wrong shape or a non-finite value names the time it happened at."""
+def _checked_field(u, n, d, context=""):
+    """``u`` wrapped so that a wrong shape or a non-finite value names the time it happened at (and ``context``)."""
     def field(x, t):
         out = u(x, t)
         try:
@@ -234,7 +271,7 @@ def _checked_field(u, n, d):
         except ValueError as err:
             wrong_shape = onp.shape(getval(out)) != (n, d)  # bad input, not a failed solve
             kind = ValueError if wrong_shape else IntegrationError
-            raise kind(f"{err}, at t = {float(getval(t)):.17g}") from None
+            raise kind(f"{err}, at t = {float(getval(t)):.17g}{context}") from None
         return out
     return field
 
@@ -255,7 +292,27 @@ def rk_step(u, x, t, h, tableau, k1=None):
     Returns:
         ``(x_new, ks)``: the state at ``t + h``, shape ``(n, d)``, and the list of the ``s``
         stage values ``k_i``, each ``(n, d)``.
+
+    Raises:
+        ValueError, TypeError: bad arguments; ``u`` returning the wrong shape, complex or
+            non-finite values; a step whose result overflows float64.
     """
+    check_callable(u, "u")
+    x = as_points(x)
+    n, d = np.shape(x)
+    t = float(check_finite_number(t, "t"))
+    h = float(check_finite_number(h, "h"))
+    if not isinstance(tableau, ButcherTableau):
+        raise TypeError(f"tableau must be a reference.ode.ButcherTableau (e.g. reference.ode.RK4), got {type(tableau).__name__}")
+    if k1 is not None:
+        k1 = as_real_array(k1, "k1", shape=(n, d), what=f"an array of shape {(n, d)} like x (u(x, t))")
+    with onp.errstate(over="ignore", invalid="ignore"):
+        x_new, ks = _rk_step(_checked_field(u, n, d, f" (in a step of h = {h:.6g} from t = {t:.6g})"), x, t, h, tableau, k1)
+    return refuse_non_finite(x_new, "the step's result", large={"x": x, "h": onp.array([h])}), ks
+
+
+def _rk_step(u, x, t, h, tableau, k1=None):
+    """``rk_step`` without its checks, for the solvers (which check every stage's output)."""
     ks = []
     for i in range(tableau.stages):
         if i == 0 and k1 is not None:
@@ -322,16 +379,17 @@ def integrate(u, x0, t0=0.0, t1=1.0, n_steps=100, method="rk4", return_path=Fals
     n, d = np.shape(x)
     t0 = float(check_finite_number(t0, "t0"))
     t1 = float(check_finite_number(t1, "t1"))
-    n_steps = check_positive_int(n_steps, "n_steps")
+    n_steps = check_count(n_steps, "n_steps")
     tableau = get_tableau(method)
-    field = _checked_field(u, n, d)
+    return_path = check_bool(return_path, "return_path")
+    field = _checked_field(u, n, d, f" (solving from t0 = {t0:.6g} to t1 = {t1:.6g})")
     times = onp.linspace(t0, t1, n_steps + 1)
     path = [x]
     k1 = None
     for k in range(n_steps):
         t, h = times[k], times[k + 1] - times[k]
         with onp.errstate(over="ignore", invalid="ignore"):  # reported below, with the time
-            x, ks = rk_step(field, x, t, h, tableau, k1)
+            x, ks = _rk_step(field, x, t, h, tableau, k1)
         _check_finite_state(x, times[k + 1], h)
         k1 = ks[-1] if tableau.fsal else None
         if return_path:
@@ -361,6 +419,22 @@ class AdaptiveResult:
     n_accepted: int
     n_rejected: int
 
+    def __post_init__(self):
+        x = as_points(self.x, "x")
+        times = as_real_array(self.times, "times", ndim=1, what="a 1-D array of times")
+        if times.size < 1:
+            raise ValueError("times must hold at least t0")
+        steps = onp.diff(times)
+        if not (onp.all(steps > 0) or onp.all(steps < 0)):
+            raise ValueError("times must be strictly monotone (the accepted times of one solve)")
+        if self.states is not None:
+            as_real_array(self.states, "states", shape=(times.size,) + tuple(onp.shape(getval(x))),
+                          what=f"an array of shape {(times.size,) + tuple(onp.shape(getval(x)))} (one state per time)")
+        for name in ("n_fev", "n_accepted", "n_rejected"):
+            check_count(getattr(self, name), name, minimum=0)
+        if self.n_accepted != times.size - 1:
+            raise ValueError(f"n_accepted must be len(times) - 1 = {times.size - 1}, got {self.n_accepted}")
+
 
 def _error_norm(err, x, x_new, rtol, atol):
     """Per-point RMS of ``err / (atol + rtol max(|x|, |x_new|))``, then the worst point.
@@ -382,29 +456,85 @@ def initial_step(u, x0, t0, t1, rtol, atol, order, f0=None):
         h1 = (0.01 / max(d1, d2)) ^ (1 / (order + 1))
         h  = min(100 h0, h1, |t1 - t0|)
 
-    Costs one evaluation of ``u`` (two if ``f0`` is not given).
+    Costs one evaluation of ``u`` (two if ``f0`` is not given). Where the weighted
+    norms overflow (tiny tolerances: ``rtol = 0`` and ``atol = 1e-300``), they are taken
+    in logs, so the step is finite and positive whatever the tolerances.
+
+    Args:
+        u: velocity field ``u(x, t) -> (n, d)``.
+        x0: initial values, shape ``(n, d)``.
+        t0, t1: start and end times, ``t1 != t0``.
+        rtol, atol: tolerances, ``rtol >= 0``, ``atol > 0``.
+        order: the order of the error estimate (4 for Dormand-Prince 5(4)).
+        f0: ``u(x0, t0)`` if already known, shape ``(n, d)``.
 
     Returns:
         ``(h, n_fev)``: the step size (positive) and the number of evaluations used.
     """
+    check_callable(u, "u")
+    x0 = as_points(x0, "x0")
+    n, d = np.shape(x0)
+    t0 = check_real(t0, "t0")
+    t1 = check_real(t1, "t1")
+    if t1 == t0:
+        raise ValueError(f"t1 must differ from t0 (there is no step to take), got t0 = t1 = {t0}")
+    rtol = check_real(rtol, "rtol", low=0.0)
+    atol = check_real(atol, "atol", low=0.0, low_open=True)
+    order = check_count(order, "order")
+    if f0 is not None:
+        f0 = as_real_array(f0, "f0", shape=(n, d), what=f"an array of shape {(n, d)} like x0 (u(x0, t0))")
+    return _initial_step(_checked_field(u, n, d, f" (from t0 = {t0:.6g} towards t1 = {t1:.6g})"), x0, t0, t1, rtol, atol, order, f0)
+
+
+def _log_norm(v, log_scale):
+    """``log max_rows sqrt(mean_j (v_j / scale_j)^2)`` computed in logs (``-inf`` for v = 0)."""
+    with onp.errstate(divide="ignore", invalid="ignore"):
+        lv = onp.log(onp.abs(v)) - log_scale  # (n, d)
+        m = onp.max(lv, axis=1, keepdims=True)
+        row = m[:, 0] + 0.5 * onp.log(onp.mean(onp.exp(2.0 * (lv - onp.where(onp.isfinite(m), m, 0.0))), axis=1))
+    return float(onp.max(onp.where(onp.isfinite(m[:, 0]), row, -onp.inf)))
+
+
+def _log_scale(x0, rtol, atol):
+    """``log(atol + rtol |x0|)``, without overflow or a warning at x0 = 0."""
+    if rtol == 0.0:
+        return onp.full(onp.shape(x0), onp.log(atol))
+    with onp.errstate(divide="ignore"):
+        return onp.logaddexp(onp.log(atol), onp.log(rtol) + onp.log(onp.abs(x0)))
+
+
+def _initial_step(u, x0, t0, t1, rtol, atol, order, f0=None):
+    """``initial_step`` without its checks (``u`` checked by the caller)."""
     n_fev = 0
     if f0 is None:
         f0, n_fev = u(x0, t0), 1
     x0, f0 = onp.asarray(getval(x0)), onp.asarray(getval(f0))
     span = abs(t1 - t0)
     direction = 1.0 if t1 >= t0 else -1.0
-    scale = atol + rtol * onp.abs(x0)
-    norm = lambda v: float(onp.max(onp.sqrt(onp.mean((v / scale) ** 2, axis=1))))  # noqa: E731
-    d0, d1 = norm(x0), norm(f0)
-    h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
+    with onp.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        scale = atol + rtol * onp.abs(x0)
+        norm = lambda v: float(onp.max(onp.sqrt(onp.mean((v / scale) ** 2, axis=1))))  # noqa: E731
+        d0, d1 = norm(x0), norm(f0)
+    if onp.isfinite(d0) and onp.isfinite(d1):
+        h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
+    else:  # the weighted norms overflow (tolerances far below the state's size): their ratio in logs
+        log_scale = _log_scale(x0, rtol, atol)
+        l0, l1 = _log_norm(x0, log_scale), _log_norm(f0, log_scale)
+        h0 = 1e-6 if l0 < onp.log(1e-5) or l1 < onp.log(1e-5) else float(onp.exp(onp.log(0.01) + l0 - l1))
     h0 = min(h0, span)
     f1 = onp.asarray(getval(u(x0 + direction * h0 * f0, t0 + direction * h0)))
     n_fev += 1
-    d2 = norm(f1 - f0) / h0
-    if d1 <= 1e-15 and d2 <= 1e-15:
-        h1 = max(1e-6, h0 * 1e-3)
+    with onp.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        d2 = norm(f1 - f0) / h0
+    if onp.isfinite(d1) and onp.isfinite(d2):
+        if d1 <= 1e-15 and d2 <= 1e-15:
+            h1 = max(1e-6, h0 * 1e-3)
+        else:
+            h1 = (0.01 / max(d1, d2)) ** (1.0 / (order + 1))
     else:
-        h1 = (0.01 / max(d1, d2)) ** (1.0 / (order + 1))
+        log_scale = _log_scale(x0, rtol, atol)
+        l1, l2 = _log_norm(f0, log_scale), _log_norm(f1 - f0, log_scale) - onp.log(h0)
+        h1 = float(onp.exp((onp.log(0.01) - max(l1, l2)) / (order + 1)))
     return min(100 * h0, h1, span), n_fev
 
 
@@ -426,11 +556,19 @@ def _stiffness_estimate(ks, h, tableau):
     """
     k = [onp.asarray(getval(k_i)) for k_i in ks]
     dx = h * _combine(tuple(a7 - a6 for a7, a6 in zip(tableau.a[-1], tableau.a[-2])), k)
-    num = onp.sqrt(onp.sum((k[-1] - k[-2]) ** 2, axis=1))
-    den = onp.sqrt(onp.sum(dx ** 2, axis=1))
-    with onp.errstate(divide="ignore", invalid="ignore"):
+    num, den = _row_norms(k[-1] - k[-2]), _row_norms(dx)
+    with onp.errstate(divide="ignore", invalid="ignore", over="ignore"):
         rho = onp.where(den > 0, num / onp.where(den > 0, den, 1.0), 0.0)
-    return abs(h) * float(onp.max(rho))
+    rho = rho[onp.isfinite(rho)]  # a quotient of overflowing norms says nothing about stiffness
+    return abs(h) * float(onp.max(rho, initial=0.0))
+
+
+def _row_norms(a):
+    """Euclidean norm of each row, scaled by the row's largest entry so that squares cannot overflow."""
+    scale = onp.max(onp.abs(a), axis=1)
+    safe = onp.where(scale > 0, scale, 1.0)
+    with onp.errstate(over="ignore"):
+        return scale * onp.sqrt(onp.sum((a / safe[:, None]) ** 2, axis=1))
 
 
 def _out_of_steps(max_steps, t, t1, h_abs, recent):
@@ -450,6 +588,18 @@ def _out_of_steps(max_steps, t, t1, h_abs, recent):
                 f"solver, for example scipy.integrate.solve_ivp with method='Radau' or 'BDF'"
             )
     return IntegrationError(f"{where}; raise max_steps or loosen rtol/atol")
+
+
+def _check_attainable(x0, rtol, atol):
+    """Refuse tolerances below float64's resolution of the initial state: no step could meet them."""
+    size = onp.abs(onp.asarray(getval(x0)))
+    too_fine = atol + rtol * size < onp.finfo(onp.float64).eps * size
+    if onp.any(too_fine):
+        worst = float(size[too_fine].max())
+        raise ValueError(
+            f"atol = {atol:.3g} and rtol = {rtol:.3g} ask for an error below float64's resolution of x0 "
+            f"(atol + rtol |x| < eps |x| for |x| = {worst:.3g}): no step can meet them; raise atol or rtol"
+        )
 
 
 def integrate_adaptive(u, x0, t0=0.0, t1=1.0, rtol=1e-6, atol=1e-9, max_steps=10_000,
@@ -501,7 +651,8 @@ def integrate_adaptive(u, x0, t0=0.0, t1=1.0, rtol=1e-6, atol=1e-9, max_steps=10
     t1 = float(check_finite_number(t1, "t1"))
     rtol = float(check_finite_number(rtol, "rtol", nonnegative=True))
     atol = float(check_finite_number(atol, "atol", positive=True))
-    max_steps = check_positive_int(max_steps, "max_steps")
+    _check_attainable(x, rtol, atol)
+    max_steps = check_count(max_steps, "max_steps")
     safety = float(check_finite_number(safety, "safety", positive=True))
     if safety >= 1.0:
         raise ValueError(f"safety must be in (0, 1), got {safety}")
@@ -509,9 +660,12 @@ def integrate_adaptive(u, x0, t0=0.0, t1=1.0, rtol=1e-6, atol=1e-9, max_steps=10
     max_factor = float(check_finite_number(max_factor, "max_factor", positive=True))
     if not min_factor < 1.0 < max_factor:
         raise ValueError(f"need 0 < min_factor < 1 < max_factor, got min_factor = {min_factor}, max_factor = {max_factor}")
+    if first_step is not None:
+        first_step = float(check_finite_number(first_step, "first_step", positive=True))
+    return_states = check_bool(return_states, "return_states")
 
     tableau = DOPRI5
-    field = _checked_field(u, n, d)
+    field = _checked_field(u, n, d, f" (solving from t0 = {t0:.6g} to t1 = {t1:.6g})")
     direction = 1.0 if t1 >= t0 else -1.0
     span = abs(t1 - t0)
     times, states = [t0], [x]
@@ -521,10 +675,10 @@ def integrate_adaptive(u, x0, t0=0.0, t1=1.0, rtol=1e-6, atol=1e-9, max_steps=10
     k1 = field(x, t0)
     n_fev = 1
     if first_step is None:
-        h_abs, extra = initial_step(field, x, t0, t1, rtol, atol, tableau.err_order, f0=k1)
+        h_abs, extra = _initial_step(field, x, t0, t1, rtol, atol, tableau.err_order, f0=k1)
         n_fev += extra
     else:
-        h_abs = float(check_finite_number(first_step, "first_step", positive=True))
+        h_abs = first_step
     exponent = -1.0 / (tableau.err_order + 1)
     b_diff = tuple(b - be for b, be in zip(tableau.b, tableau.b_err))
     t = t0
@@ -544,7 +698,7 @@ def integrate_adaptive(u, x0, t0=0.0, t1=1.0, rtol=1e-6, atol=1e-9, max_steps=10
         h = direction * h_abs
         t_new = t1 if h_abs == direction * (t1 - t) else t + h
         with onp.errstate(over="ignore", invalid="ignore"):  # reported below, with the time
-            x_new, ks = rk_step(field, x, t, h, tableau, k1)
+            x_new, ks = _rk_step(field, x, t, h, tableau, k1)
         n_fev += tableau.stages - 1
         x_val, x_new_val = onp.asarray(getval(x)), onp.asarray(getval(x_new))
         if not onp.all(onp.isfinite(x_new_val)):
@@ -599,13 +753,13 @@ def flow(u, x, t, n_steps=100, method="rk4"):
     check_callable(u, "u")
     x = as_points(x)
     n, d = np.shape(x)
-    t = as_time(t, n)
+    t = as_time(t, n, like="x")
     if np.ndim(t) == 0:
         return integrate(u, x, 0.0, t, n_steps, method)
     t_col = onp.asarray(t)[:, None]
 
     def rescaled(y, r):
-        return t_col * u(y, r * onp.asarray(t))
+        return t_col * check_field_output(u(y, r * onp.asarray(t)), n, d)
 
     return integrate(rescaled, x, 0.0, 1.0, n_steps, method)
 
@@ -623,6 +777,7 @@ def flow_inverse(u, y, t, n_steps=100, method="rk4"):
         shape ``(n, d)``: the starting points ``x(0)``.
     """
     t = float(check_finite_number(t, "t"))
+    y = as_points(y, "y")
     return integrate(u, y, t, 0.0, n_steps, method)
 
 
@@ -646,11 +801,17 @@ def push_samples(u, x0, times, n_steps=100, method="rk4"):
     """
     check_callable(u, "u")
     x = as_points(x0, "x0")
-    scalar = onp.ndim(times) == 0
-    ts = onp.atleast_1d(onp.asarray(times, dtype=float))
-    if ts.ndim != 1 or not onp.all(onp.isfinite(ts)) or onp.any(ts < 0) or onp.any(onp.diff(ts) < 0):
-        raise ValueError(f"times must be finite, >= 0 and non-decreasing, got {times!r}")
-    n_steps = check_positive_int(n_steps, "n_steps")
+    ts = as_real_array(times, "times", ndim=(0, 1), what="a float or a 1-D array of times")
+    scalar = ts.ndim == 0
+    ts = onp.atleast_1d(ts)
+    if ts.size < 1 or onp.any(ts < 0) or onp.any(onp.diff(ts) < 0):
+        raise ValueError(f"times must be >= 0 and non-decreasing, got {ts!r}")
+    n_steps = check_count(n_steps, "n_steps")
+    get_tableau(method)
+    total = n_steps * float(ts[-1])
+    if total > _MAX_STEPS:
+        raise ValueError(f"times up to {ts[-1]:.3g} at n_steps = {n_steps} per unit of time would take about {total:.3g} "
+                         f"steps (more than {_MAX_STEPS:.0e})")
     out, t_prev = [], 0.0
     for t_next in ts:
         if t_next > t_prev:

@@ -49,7 +49,17 @@ import numpy as onp
 from autograd.scipy.special import logsumexp
 from autograd.tracer import getval
 
-from ._validate import as_points, as_time, check_finite_number, check_positive_int
+from ._validate import (
+    as_points,
+    as_real_array,
+    as_time,
+    as_time_array,
+    check_choice,
+    check_instance,
+    check_count,
+    check_real,
+    refuse_non_finite,
+)
 from .distributions import GaussianMixture
 from .paths import ConicalGaussianPath, GaussianPath
 
@@ -64,8 +74,8 @@ __all__ = [
 LOG_2PI = onp.log(2.0 * onp.pi)
 
 
-def _times(t, n, low=0.0, high=1.0):
-    return np.ones(n) * as_time(t, n, low=low, high=high)
+def _times(t, n, low=0.0, high=1.0, name="t"):
+    return np.ones(n) * as_time(t, n, name=name, low=low, high=high)
 
 
 class EmpiricalOracle:
@@ -83,8 +93,7 @@ class EmpiricalOracle:
 
     def __init__(self, data, sigma=0.0):
         self.data = as_points(data, "data", allow_traced=False)
-        check_finite_number(sigma, "sigma", nonnegative=True)
-        self.sigma = float(sigma)
+        self.sigma = check_real(sigma, "sigma", low=0.0)
 
     def _parts(self, x, t):
         x = as_points(x, d=self.data.shape[1])
@@ -92,23 +101,32 @@ class EmpiricalOracle:
         t = _times(t, n)
         var = (1.0 - t) ** 2 + self.sigma**2  # (n,)
         if onp.any(getval(var) <= 0.0):
-            raise ValueError("t = 1 with sigma = 0: p_t is a sum of Dirac deltas at the data points, it has no density")
+            raise ValueError(f"t = 1 with sigma = {self.sigma:g}: s_t^2 = (1 - t)^2 + sigma^2 is 0 in float64, and p_t is "
+                             "a sum of Dirac deltas at the data points, without a density")
         d = self.data.shape[1]
-        diff = x[:, None, :] - t[:, None, None] * self.data[None]  # (n, N, d)
-        log_n = -0.5 * d * (LOG_2PI + np.log(var))[:, None] - 0.5 * np.sum(diff**2, axis=2) / var[:, None]
+        with onp.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            diff = x[:, None, :] - t[:, None, None] * self.data[None]  # (n, N, d)
+            log_n = -0.5 * d * (LOG_2PI + np.log(var))[:, None] - 0.5 * np.sum(diff**2, axis=2) / var[:, None]
         return x, t, var, diff, log_n
+
+    def _refuse(self, value, what, x, var):
+        return refuse_non_finite(value, what, large={"x": x, "data": self.data}, small={"s_t": np.sqrt(getval(var))})
 
     def logpdf(self, x, t):
         """Marginal log-density  log p_t(x) = log (1/N) sum_i N(x; t y_i, s_t^2 I), shape ``(n,)``  [lecture: Fig. 8]"""
-        *_, log_n = self._parts(x, t)
-        return logsumexp(log_n, axis=1) - onp.log(self.data.shape[0])
+        x, _, var, _, log_n = self._parts(x, t)
+        with onp.errstate(invalid="ignore"):
+            log_p = logsumexp(log_n, axis=1) - onp.log(self.data.shape[0])
+        return self._refuse(log_p, "log p_t(x)", x, var)
 
     def velocity(self, x, t):
         """Marginal velocity  u(x, t) = sum_i w_i E[x1 - x0 | x, y_i], shape ``(n, d)``  [lecture: Theorem 1, eq. (9)]"""
         x, t, var, diff, log_n = self._parts(x, t)
-        w = np.exp(log_n - logsumexp(log_n, axis=1, keepdims=True))  # (n, N)
-        u_i = self.data[None] - ((1.0 - t) / var)[:, None, None] * diff  # E[x1 - x0 | x_t, y_i]
-        return np.einsum("nj,njd->nd", w, u_i)
+        with onp.errstate(over="ignore", invalid="ignore"):
+            w = np.exp(log_n - logsumexp(log_n, axis=1, keepdims=True))  # (n, N)
+            u_i = self.data[None] - ((1.0 - t) / var)[:, None, None] * diff  # E[x1 - x0 | x_t, y_i]
+            u = np.einsum("nj,njd->nd", w, u_i)
+        return self._refuse(u, "u(x, t)", x, var)
 
 
 class GaussianMixtureOracle:
@@ -125,11 +143,9 @@ class GaussianMixtureOracle:
     """
 
     def __init__(self, mixture, path=None):
-        if not isinstance(mixture, GaussianMixture):
-            raise TypeError(f"mixture must be a GaussianMixture, got {type(mixture).__name__}")
+        check_instance(mixture, GaussianMixture, "mixture", "reference.distributions.GaussianMixture")
         path = ConicalGaussianPath() if path is None else path
-        if not isinstance(path, GaussianPath):
-            raise TypeError(f"path must be a reference.paths.GaussianPath, got {type(path).__name__}")
+        check_instance(path, GaussianPath, "path", "reference.paths.GaussianPath")
         self.mixture, self.path = mixture, path
         lam, Q = onp.linalg.eigh(mixture.covs)  # S_k = Q_k diag(lam_k) Q_k^T
         self.lam, self.Q = lam, Q  # (K, d), (K, d, d)
@@ -154,16 +170,22 @@ class GaussianMixtureOracle:
         if onp.any(getval(var) <= 0.0):
             raise ValueError(f"{self.path.name}: the covariance of p_t is singular at some t (sigma_t = 0 and alpha_t = 0)")
         # y = Q_k^T (x - alpha_t m_k): coordinates in the eigenbasis of S_k, (n, K, d)
-        diff = x[:, None, :] - a_ * self.mixture.means[None]  # (n, K, d)
-        y = np.swapaxes(np.matmul(np.swapaxes(diff, 0, 1), self.Q), 0, 1)
-        log_n = -0.5 * (self.dim * LOG_2PI + np.sum(np.log(var), axis=2) + np.sum(y**2 / var, axis=2))
-        log_joint = np.log(self.mixture.weights)[None] + log_n  # (n, K)
-        return t, (a, da, g), var, y, log_joint
+        with onp.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            diff = x[:, None, :] - a_ * self.mixture.means[None]  # (n, K, d)
+            y = np.swapaxes(np.matmul(np.swapaxes(diff, 0, 1), self.Q), 0, 1)
+            log_n = -0.5 * (self.dim * LOG_2PI + np.sum(np.log(var), axis=2) + np.sum(y**2 / var, axis=2))
+            log_joint = np.log(self.mixture.weights)[None] + log_n  # (n, K)
+        return x, t, (a, da, g), var, y, log_joint
+
+    def _refuse(self, value, what, x, var):
+        return refuse_non_finite(value, what, large={"x": x}, small={"sqrt(C_t)": np.sqrt(getval(var))})
 
     def logpdf(self, x, t):
         """Marginal log-density  log p_t(x) = log sum_k w_k N(x; alpha_t m_k, C_k), shape ``(n,)``  [lecture: Flow Matching (center)]"""
-        *_, log_joint = self._parts(x, t)
-        return logsumexp(log_joint, axis=1)
+        x, _, _, var, _, log_joint = self._parts(x, t)
+        with onp.errstate(invalid="ignore"):
+            log_p = logsumexp(log_joint, axis=1)
+        return self._refuse(log_p, "log p_t(x)", x, var)
 
     def component_posteriors(self, x, t):
         """Posterior of the data component  p(k | x, t) = w_k N(x; alpha_t m_k, C_k) / p_t(x)  [lecture: Theorem 1, eq. (9)]
@@ -171,18 +193,22 @@ class GaussianMixtureOracle:
         Returns:
             shape ``(n, K)``.
         """
-        *_, log_joint = self._parts(x, t)
-        return np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
+        x, _, _, var, _, log_joint = self._parts(x, t)
+        with onp.errstate(over="ignore", invalid="ignore"):
+            post = np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
+        return self._refuse(post, "p(k | x, t)", x, var)
 
     def velocity(self, x, t):
         """Marginal velocity  u(x, t) = sum_k p(k | x, t) u_k(x, t), shape ``(n, d)``  [lecture: Theorem 1, eq. (9); Flow Matching (right)]"""
-        t, (a, da, g), var, y, log_joint = self._parts(x, t)
+        x, t, (a, da, g), var, y, log_joint = self._parts(x, t)
         a_, da_, g_ = a[:, None, None], da[:, None, None], g[:, None, None]
-        gain = (a_ * da_ * self.lam[None] + g_) / var  # eigenvalues of G_k C_k^{-1}: (n, K, d)
-        back = np.swapaxes(np.matmul(np.swapaxes(gain * y, 0, 1), np.swapaxes(self.Q, 1, 2)), 0, 1)  # Q_k (gain y)
-        u_k = da_ * self.mixture.means[None] + back  # (n, K, d)
-        post = np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
-        return np.einsum("nk,nkd->nd", post, u_k)
+        with onp.errstate(over="ignore", invalid="ignore"):
+            gain = (a_ * da_ * self.lam[None] + g_) / var  # eigenvalues of G_k C_k^{-1}: (n, K, d)
+            back = np.swapaxes(np.matmul(np.swapaxes(gain * y, 0, 1), np.swapaxes(self.Q, 1, 2)), 0, 1)  # Q_k (gain y)
+            u_k = da_ * self.mixture.means[None] + back  # (n, K, d)
+            post = np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
+            u = np.einsum("nk,nkd->nd", post, u_k)
+        return self._refuse(u, "u(x, t)", x, var)
 
     def conditional_variance(self, t):
         """Conditional variance  E || u_cond - u ||^2 given t, for one component, shape ``(n,)``  [lecture: Theorem 2 (C)]
@@ -193,13 +219,18 @@ class GaussianMixtureOracle:
         """
         if self.mixture.n_components != 1:
             raise ValueError("conditional_variance has a closed form for one Gaussian component only")
-        t = onp.atleast_1d(onp.asarray(t, dtype=onp.float64))
-        as_time(t, t.shape[0], low=0.0, high=1.0)
+        t = as_time_array(t)
         (a, b, s), (da, db, ds) = self.path.schedules(t)
         lam = self.lam[0][None]  # (1, d)
-        var_u = da[:, None] ** 2 * lam + (db**2 + ds**2)[:, None]
-        cov = a[:, None] * da[:, None] * lam + (b * db + s * ds)[:, None]
-        return onp.sum(var_u - cov**2 / (a[:, None] ** 2 * lam + (b**2 + s**2)[:, None]), axis=1)
+        with onp.errstate(all="ignore"):
+            var_u = da[:, None] ** 2 * lam + (db**2 + ds**2)[:, None]
+            cov = a[:, None] * da[:, None] * lam + (b * db + s * ds)[:, None]
+            value = onp.sum(var_u - cov**2 / (a[:, None] ** 2 * lam + (b**2 + s**2)[:, None]), axis=1)
+        if not onp.all(onp.isfinite(value)):
+            bad = onp.unique(t[~onp.isfinite(value)])[:5]
+            raise ValueError(f"t: the conditional variance is not defined at t = {bad} ({self.path.name}: sigma_t' is "
+                             "infinite there, or C_t is singular)")
+        return value
 
 
 def gaussian_flow_map(x, t, mean, cov, path=None, s=0.0):
@@ -221,32 +252,43 @@ def gaussian_flow_map(x, t, mean, cov, path=None, s=0.0):
     """
     x = as_points(x)
     n, d = np.shape(x)
-    mean = onp.asarray(mean, dtype=onp.float64).reshape(-1)
-    cov = onp.asarray(cov, dtype=onp.float64)
-    if mean.shape != (d,) or cov.shape != (d, d):
-        raise ValueError(f"mean must have shape ({d},) and cov ({d}, {d}) like x's dimension, got {mean.shape} and {cov.shape}")
-    if not (onp.all(onp.isfinite(mean)) and onp.all(onp.isfinite(cov))):
-        raise ValueError("mean and cov must be finite")
+    mean = as_real_array(mean, "mean", shape=(d,), what=f"an array of shape ({d},) like x's dimension", allow_traced=False)
+    cov = as_real_array(cov, "cov", shape=(d, d), what=f"an array of shape ({d}, {d}) like x's dimension", allow_traced=False)
     if not onp.allclose(cov, cov.T, rtol=0, atol=1e-12 * (1 + onp.abs(cov).max())):
         raise ValueError("cov must be symmetric")
     path = ConicalGaussianPath() if path is None else path
-    if not isinstance(path, GaussianPath):
-        raise TypeError(f"path must be a reference.paths.GaussianPath, got {type(path).__name__}")
-    lam, Q = onp.linalg.eigh(cov)
-    if lam.min() <= 0:
+    check_instance(path, GaussianPath, "path", "reference.paths.GaussianPath")
+    with onp.errstate(all="ignore"):
+        lam, Q = onp.linalg.eigh(cov)
+    if not lam.min() > 0:
         raise ValueError("cov must be positive definite")
 
-    def scale(time):  # alpha and the eigenvalues of C^{1/2}, (n,) and (n, d)
-        (a, b, sg), _ = path.schedules(_times(time, n))
+    def scale(time, name):  # alpha and the eigenvalues of C^{1/2}, (n,) and (n, d)
+        (a, b, sg), _ = path.schedules(_times(time, n, name=name))
         return a, np.sqrt(a[:, None] ** 2 * lam[None] + (b**2 + sg**2)[:, None])
 
-    a_s, r_s = scale(s)
-    a_t, r_t = scale(t)
-    y = (x - a_s[:, None] * mean[None]) @ Q  # eigen-coordinates of x_s - alpha_s m
-    return a_t[:, None] * mean[None] + ((r_t / r_s) * y) @ Q.T
+    a_s, r_s = scale(s, "s")
+    a_t, r_t = scale(t, "t")
+    with onp.errstate(all="ignore"):
+        y = (x - a_s[:, None] * mean[None]) @ Q  # eigen-coordinates of x_s - alpha_s m
+        x_t = a_t[:, None] * mean[None] + ((r_t / r_s) * y) @ Q.T
+    return refuse_non_finite(x_t, "x_t", large={"x": x, "mean": mean, "cov": cov}, small={"the std at s": r_s})
+
+
+_MAX_NODES = 10**8
+"""The most quadrature nodes the tensor-grid rules build (n_t n_x^d of them)."""
+
+
+def _check_nodes(n_t, n_x, dims, factor):
+    total = float(n_t) * float(n_x) ** dims * factor
+    if total > _MAX_NODES:
+        raise ValueError(f"n_t = {n_t} and n_x = {n_x} in {dims} dimensions make about {total:.3g} quadrature nodes "
+                         f"(more than {_MAX_NODES:.0e}); lower n_x or n_t")
 
 
 def _gauss_legendre_01(n):
+    if n > 10**4:  # numpy's nodes come from an n x n eigenproblem
+        raise ValueError(f"n_t must be at most 10^4 (Gauss-Legendre nodes in t), got {n}")
     nodes, weights = onp.polynomial.legendre.leggauss(n)
     return 0.5 * (nodes + 1.0), 0.5 * weights
 
@@ -280,12 +322,11 @@ def path_quadrature(oracle, n_t=32, n_x=32, rule="hermite"):
         ``(t, x, w)`` of shapes ``(N,)``, ``(N, d)``, ``(N,)`` with ``sum w = 1`` (to the
         accuracy of the rule for ``"grid"``).
     """
-    if not isinstance(oracle, GaussianMixtureOracle):
-        raise TypeError(f"oracle must be a GaussianMixtureOracle, got {type(oracle).__name__}")
-    n_t, n_x = check_positive_int(n_t, "n_t"), check_positive_int(n_x, "n_x")
-    if rule not in ("hermite", "grid"):
-        raise ValueError(f"rule must be 'hermite' or 'grid', got {rule!r}")
+    check_instance(oracle, GaussianMixtureOracle, "oracle", "reference.oracles.GaussianMixtureOracle")
+    n_t, n_x = check_count(n_t, "n_t"), check_count(n_x, "n_x")
+    check_choice(rule, "rule", ("hermite", "grid"))
     gm, d = oracle.mixture, oracle.dim
+    _check_nodes(n_t, n_x, d, gm.n_components if rule == "hermite" else 1)
     t_nodes, t_w = _gauss_legendre_01(n_t)
     (a, b, s), _ = oracle.path.schedules(t_nodes)
     root = onp.sqrt(a[:, None, None] ** 2 * oracle.lam[None] + (b**2 + s**2)[:, None, None])  # (n_t, K, d)
@@ -326,12 +367,11 @@ def conditional_quadrature(mixture, path, n_t=32, n_x=32):
         ``(t, z, x, w)``: ``t`` of shape ``(N,)``, ``z`` (``x1`` or ``(x0, x1)``) and
         ``x`` with ``N`` rows, ``w`` of shape ``(N,)`` with ``sum w = 1``.
     """
-    if not isinstance(mixture, GaussianMixture):
-        raise TypeError(f"mixture must be a reference.distributions.GaussianMixture, got {type(mixture).__name__}")
-    if not isinstance(path, GaussianPath):
-        raise TypeError(f"path must be a reference.paths.GaussianPath, got {type(path).__name__}")
-    n_t, n_x = check_positive_int(n_t, "n_t"), check_positive_int(n_x, "n_x")
+    check_instance(mixture, GaussianMixture, "mixture", "reference.distributions.GaussianMixture")
+    check_instance(path, GaussianPath, "path", "reference.paths.GaussianPath")
+    n_t, n_x = check_count(n_t, "n_t"), check_count(n_x, "n_x")
     d = mixture.dim
+    _check_nodes(n_t, n_x, d * (3 if path.conditions_on_pairs else 2), mixture.n_components)
     t_nodes, t_w = _gauss_legendre_01(n_t)
     e, e_w = _gauss_hermite_normal(n_x, d)
     x1 = (mixture.means[:, None, :] + onp.einsum("kij,ej->kei", mixture.chol, e)).reshape(-1, d)

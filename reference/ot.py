@@ -16,14 +16,17 @@ import numpy as onp
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
-from ._validate import as_points
+from ._validate import as_points, refuse_non_finite
+
+_BIG = 2.0**300
+"""Beyond this size, points are scaled by a power of two (exactly) before their costs are compared."""
 
 __all__ = ["squared_cost_matrix", "ot_permutation", "ot_pair", "pairing_cost"]
 
 
 def _batch_pair(x0, x1):
     x0 = as_points(x0, "x0", allow_traced=False)
-    x1 = as_points(x1, "x1", d=x0.shape[1], allow_traced=False)
+    x1 = as_points(x1, "x1", d=x0.shape[1], allow_traced=False, like="x0")
     if x1.shape[0] != x0.shape[0]:
         raise ValueError(f"x0 and x1 must hold the same number of points, got {x0.shape[0]} and {x1.shape[0]}")
     return x0, x1
@@ -40,7 +43,16 @@ def squared_cost_matrix(x0, x1):
         shape ``(n, n)``.
     """
     x0, x1 = _batch_pair(x0, x1)
-    return cdist(x0, x1, "sqeuclidean")
+    with onp.errstate(over="ignore"):
+        cost = cdist(x0, x1, "sqeuclidean")
+    return refuse_non_finite(cost, "|x0_i - x1_j|^2", large={"x0": x0, "x1": x1})
+
+
+def _scaled(x0, x1):
+    """The pair divided by one power of two when it is large: the optimal pairing does not change."""
+    m = max(float(onp.max(onp.abs(x0))), float(onp.max(onp.abs(x1))))
+    c = 1.0 if m <= _BIG else float(2.0 ** onp.ceil(onp.log2(m)))
+    return x0 / c, x1 / c
 
 
 def ot_permutation(x0, x1):
@@ -54,7 +66,8 @@ def ot_permutation(x0, x1):
         ``sigma``, an integer array of shape ``(n,)`` (a permutation of ``0..n-1``):
         ``x0[i]`` is paired with ``x1[sigma[i]]``.
     """
-    rows, cols = linear_sum_assignment(squared_cost_matrix(x0, x1))
+    x0, x1 = _batch_pair(x0, x1)
+    rows, cols = linear_sum_assignment(cdist(*_scaled(x0, x1), "sqeuclidean"))
     return cols[onp.argsort(rows)]  # rows come back sorted; argsort keeps that explicit
 
 
@@ -85,4 +98,6 @@ def pairing_cost(x0, x1):
         a float.
     """
     x0, x1 = _batch_pair(x0, x1)
-    return float(onp.sum((x0 - x1) ** 2))
+    with onp.errstate(over="ignore", invalid="ignore"):
+        cost = float(onp.sum((x0 - x1) ** 2))
+    return float(refuse_non_finite(cost, "sum_i |x0_i - x1_i|^2", large={"x0": x0, "x1": x1}))

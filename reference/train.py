@@ -19,17 +19,38 @@ import numpy as onp
 from autograd import value_and_grad
 from autograd.misc.optimizers import adam
 
-from ._validate import as_points, check_callable, check_finite_number, check_positive_int, check_rng
+from autograd.tracer import getval
+
+from ._validate import (
+    as_points,
+    as_real_array,
+    check_bool,
+    check_callable,
+    check_instance,
+    check_count,
+    check_real,
+    check_rng,
+)
 from .change_of_variables import negative_log_likelihood
-from .flows.chain import planar_chain_logpdf, realnvp_init, realnvp_logpdf
+from .flows.chain import _realnvp_layers, planar_chain_logpdf, realnvp_init, realnvp_logpdf
 from .flows.planar import planar_constrain, planar_init
 from .losses import cfm_loss
-from .nn import VelocityNetwork, mlp_apply_flat, mlp_flatten, mlp_unflatten, velocity_apply, velocity_init
-from .ode import integrate, integrate_adaptive
+from .nn import (
+    VelocityNetwork,
+    _check_mlp,
+    _mlp_apply_flat,
+    _mlp_unflatten,
+    _velocity_apply,
+    mlp_flatten,
+    velocity_apply,
+    velocity_init,
+)
+from .ode import get_tableau, integrate, integrate_adaptive
 from .ot import ot_pair
 from .paths import GaussianPath
 
 __all__ = [
+    "TrainingDiverged",
     "minibatch_indices",
     "flatten_params",
     "train_mle",
@@ -44,6 +65,14 @@ __all__ = [
 ]
 
 
+class TrainingDiverged(FloatingPointError, ValueError):
+    """A training run whose loss stopped being finite after it started finite: lr too large  [lecture: eq. (1); Flow Matching In Practice, step 4]
+
+    A ``FloatingPointError`` (the arithmetic blew up) and a ``ValueError`` (the step size
+    ``lr`` given was too large for the problem); the message gives the step.
+    """
+
+
 def minibatch_indices(n_data, n_steps, batch_size, rng):
     """Indices of the minibatches, uniform with replacement, one row per step  [lecture: eq. (1)]
 
@@ -56,9 +85,9 @@ def minibatch_indices(n_data, n_steps, batch_size, rng):
     Returns:
         an integer array of shape ``(n_steps, batch_size)``.
     """
-    n_data = check_positive_int(n_data, "n_data")
-    n_steps = check_positive_int(n_steps, "n_steps")
-    batch_size = check_positive_int(batch_size, "batch_size")
+    n_data = check_count(n_data, "n_data")
+    n_steps = check_count(n_steps, "n_steps")
+    batch_size = check_count(batch_size, "batch_size")
     return check_rng(rng).integers(0, n_data, size=(n_steps, batch_size))
 
 
@@ -80,22 +109,31 @@ def flatten_params(params):
 
     Returns:
         ``(theta, unflatten)`` with ``unflatten(theta)`` a pytree of the same structure,
-        dict keys, container types and leaf shapes as ``params``.
+        dict keys, container types and leaf shapes as ``params``; ``unflatten`` takes a
+        1-D array of ``theta``'s length (also while being differentiated).
+
+    Raises:
+        TypeError, ValueError: a leaf that is not a real, finite number or array (named by
+            its place in the tree, e.g. ``params[0]['s'][1][0]``), or a tree without leaves.
     """
     leaves = []
 
-    def walk(tree):
+    def walk(tree, where):
+        tree = getval(tree)
         if isinstance(tree, dict):
-            return {k: walk(v) for k, v in tree.items()}
+            return {k: walk(v, f"{where}[{k!r}]") for k, v in tree.items()}
         if isinstance(tree, (list, tuple)):
-            return type(tree)(walk(v) for v in tree)
-        leaf = onp.asarray(tree, dtype=onp.float64)
+            return type(tree)(walk(v, f"{where}[{i}]") for i, v in enumerate(tree))
+        leaf = as_real_array(tree, where, allow_traced=False, what="a real number or array (a leaf of the parameters)")
         leaves.append(leaf)
         return _Leaf(len(leaves) - 1, leaf.shape)
 
-    structure = walk(params)
+    structure = walk(params, "params")
+    if not leaves:
+        raise ValueError("params holds no arrays: nothing to flatten")
     offsets = onp.cumsum([0] + [leaf.size for leaf in leaves])
-    theta = onp.concatenate([leaf.ravel() for leaf in leaves]) if leaves else onp.zeros(0)
+    theta = onp.concatenate([leaf.ravel() for leaf in leaves])
+    size = int(offsets[-1])
 
     def build(node, flat):
         if isinstance(node, _Leaf):
@@ -104,7 +142,12 @@ def flatten_params(params):
             return {k: build(v, flat) for k, v in node.items()}
         return type(node)(build(v, flat) for v in node)
 
-    return theta, lambda flat: build(structure, flat)
+    def unflatten(flat):
+        if np.shape(flat) != (size,):
+            raise ValueError(f"flat must have shape ({size},) like theta, got {np.shape(flat)}")
+        return build(structure, flat)
+
+    return theta, unflatten
 
 
 class _Leaf:
@@ -130,7 +173,7 @@ def train_mle(log_p1, params, data, n_steps, batch_size=256, lr=1e-3, rng=None, 
         data: the data ``x^(1), ..., x^(n)``, shape ``(n, d)``.
         n_steps: the number of Adam steps.
         batch_size: the points per step.
-        lr: Adam's step size.
+        lr: Adam's step size, ``>= 0`` (``lr = 0`` leaves the parameters where they are).
         rng: ``numpy.random.Generator`` that draws the minibatches.
         callback: optional ``callback(params, step, loss)`` called at each step with the
             parameters the step's gradient is taken at.
@@ -140,8 +183,8 @@ def train_mle(log_p1, params, data, n_steps, batch_size=256, lr=1e-3, rng=None, 
         the minibatch NLL of every step, shape ``(n_steps,)``.
     """
     check_callable(log_p1, "log_p1")
-    data = as_points(data, "data")
-    lr = float(check_finite_number(lr, "lr", nonnegative=True))
+    data = as_points(data, "data", allow_traced=False)
+    lr = check_real(lr, "lr", low=0.0)
     if callback is not None:
         check_callable(callback, "callback")
     batches = minibatch_indices(data.shape[0], n_steps, batch_size, rng)
@@ -154,9 +197,18 @@ def train_mle(log_p1, params, data, n_steps, batch_size=256, lr=1e-3, rng=None, 
     loss_and_grad = value_and_grad(nll)
 
     def gradient(theta, step):
-        value, g = loss_and_grad(theta, step)
+        try:
+            with onp.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                value, g = loss_and_grad(theta, step)
+        except ValueError as err:
+            when = "at the start" if step == 0 else f"after {step} steps of lr = {lr:g}"
+            raise type(err)(f"the negative log-likelihood of the minibatch of data at step {step} (with params as they "
+                            f"were {when}) could not be computed: {err}") from err
         if not onp.isfinite(value):
-            raise FloatingPointError(f"the NLL became non-finite ({value}) at step {step}; lower lr")
+            if step == 0:
+                raise ValueError(f"the negative log-likelihood is not finite ({value}) at the start: log_p1(params, x) "
+                                 "gives the first minibatch of data density 0, or data or params are too large for float64")
+            raise TrainingDiverged(f"the NLL became non-finite ({value}) at step {step}; lower lr (it was {lr:g})")
         losses[step] = value
         if callback is not None:
             callback(unflatten(theta), step, value)
@@ -185,10 +237,16 @@ def train_realnvp(data, n_steps, n_layers=4, hidden=(32, 32), batch_size=256, lr
         ``(params, losses)`` as ``train_mle``; ``realnvp_logpdf(params, x)`` is the fitted
         log-density and ``realnvp_sample(params, n, rng)`` samples it.
     """
-    data = as_points(data, "data")
+    data = as_points(data, "data", allow_traced=False)
+    if data.shape[1] < 2:
+        raise ValueError(f"data must have dimension d >= 2 for RealNVP (a coupling splits the coordinates), got shape {data.shape}")
     rng = check_rng(rng)
     if params is None:
         params = realnvp_init(data.shape[1], n_layers, hidden, rng, identity=True)
+    else:
+        d_params = _realnvp_layers(params, None)[2]
+        if d_params != data.shape[1]:
+            raise ValueError(f"data has dimension d = {data.shape[1]} but params are for d = {d_params}")
     return train_mle(realnvp_logpdf, params, data, n_steps, batch_size, lr, rng)
 
 
@@ -216,11 +274,17 @@ def train_planar(data, n_steps, n_layers=8, batch_size=256, lr=1e-2, rng=None, i
         ``planar_chain_logpdf``, ``planar_chain_sample`` and ``planar_chain_forward``; and
         the minibatch NLL of every step.
     """
-    data = as_points(data, "data")
+    data = as_points(data, "data", allow_traced=False)
     rng = check_rng(rng)
-    n_layers = check_positive_int(n_layers, "n_layers")
+    n_layers = check_count(n_layers, "n_layers")
+    init_scale = check_real(init_scale, "init_scale", low=0.0, low_open=True)
     raw = [planar_init(data.shape[1], rng, init_scale) for _ in range(n_layers)]
-    raw, losses = train_mle(_constrained_planar_logpdf, raw, data, n_steps, batch_size, lr, rng)
+    try:
+        raw, losses = train_mle(_constrained_planar_logpdf, raw, data, n_steps, batch_size, lr, rng)
+    except ValueError as err:
+        if "at the start" not in str(err):
+            raise
+        raise type(err)(f"init_scale = {init_scale:g} (the initial layers' scale) or data: {err}") from err
     return [planar_constrain(layer) for layer in raw], losses
 
 
@@ -244,10 +308,8 @@ def train_planar(data, n_steps, n_layers=8, batch_size=256, lr=1e-2, rng=None, i
 
 
 def _check_path(path, ot_pairing):
-    if not isinstance(path, GaussianPath):
-        raise TypeError(f"path must be a reference.paths.GaussianPath, got {type(path).__name__}")
-    if not isinstance(ot_pairing, bool):
-        raise TypeError(f"ot_pairing must be True or False, got {ot_pairing!r}")
+    check_instance(path, GaussianPath, "path", "reference.paths.GaussianPath")
+    ot_pairing = check_bool(ot_pairing, "ot_pairing")
     if ot_pairing and not path.conditions_on_pairs:
         raise ValueError(
             f"ot_pairing=True pairs z = (x0, x1) and needs a path conditioned on pairs "
@@ -277,7 +339,14 @@ def cfm_batch(path, data, batch_size, rng, ot_pairing=False):
         returns it, ``x`` of shape ``(batch_size, d)``.
     """
     _check_path(path, ot_pairing)
+    batch_size = check_count(batch_size, "batch_size")
+    data = as_points(data, "data", allow_traced=False)
     rng = check_rng(rng)
+    return _cfm_batch(path, data, batch_size, rng, ot_pairing)
+
+
+def _cfm_batch(path, data, batch_size, rng, ot_pairing):
+    """``cfm_batch`` without its checks, for the training step."""
     z = path.sample_z(batch_size, data, rng)
     if ot_pairing:
         z = ot_pair(*z)
@@ -296,18 +365,36 @@ class FlatAdam:
     arrays instead of new ones (and a new flatten/unflatten) at every step.
 
     Args:
-        theta: the flat parameters, updated in place by ``step``.
-        lr, b1, b2, eps: Adam's step size and constants (autograd's defaults).
+        theta: the flat parameters, a 1-D float64 NumPy array (finite), updated in place by ``step``.
+        lr: the step size, ``> 0``.
+        b1, b2: the moments' decay rates, in ``[0, 1)``.
+        eps: ``> 0``, added to the root of the second moment.
     """
 
     def __init__(self, theta, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
-        self.theta, self.lr, self.b1, self.b2, self.eps = theta, lr, b1, b2, eps
+        if not isinstance(theta, onp.ndarray) or theta.dtype != onp.float64:
+            raise TypeError(f"theta must be a float64 NumPy array (it is updated in place), got "
+                            f"{type(theta).__name__}" + (f" of dtype {theta.dtype}" if isinstance(theta, onp.ndarray) else ""))
+        as_real_array(theta, "theta", ndim=1, what="a 1-D array (flat parameters)")
+        if not theta.flags.writeable:
+            raise ValueError("theta must be writeable: it is updated in place")
+        self.theta = theta
+        self.lr = check_real(lr, "lr", low=0.0, low_open=True)
+        self.b1 = check_real(b1, "b1", low=0.0, high=1.0, high_open=True)
+        self.b2 = check_real(b2, "b2", low=0.0, high=1.0, high_open=True)
+        self.eps = check_real(eps, "eps", low=0.0, low_open=True)
         self.m, self.v = onp.zeros_like(theta), onp.zeros_like(theta)
         self._a, self._b = onp.empty_like(theta), onp.empty_like(theta)
         self.k = 0
 
     def step(self, g):
-        """One update with the gradient ``g`` (shape like ``theta``)."""
+        """One update with the gradient ``g``: a real, finite array of ``theta``'s shape  [lecture: Flow Matching In Practice, step 4]"""
+        g = as_real_array(g, "g", shape=self.theta.shape, what=f"an array of shape {self.theta.shape} like theta",
+                          allow_traced=False)
+        return self._step(g)
+
+    def _step(self, g):
+        """``step`` without its checks, for the training loop (its gradient is checked there)."""
         self.k += 1
         a, b = self._a, self._b
         onp.multiply(1 - self.b1, g, out=a)
@@ -352,34 +439,56 @@ def cfm_step(data, path, params, batch_size=256, lr=1e-3, rng=None, ot_pairing=F
         ``(step, current_params)``: ``step()`` performs one update and returns the
         minibatch loss at the parameters before the update; ``current_params()`` returns
         the parameters now (views of the flat vector, valid until the next step).
+
+    Raises:
+        TypeError, ValueError: bad arguments, checked once here (not at every step).
     """
+    data = as_points(data, "data", allow_traced=False)
+    _check_path(path, ot_pairing)
     d = data.shape[1]
+    d_in, d_out = _check_mlp(params, what="reference.nn.velocity_init")
+    if (d_in, d_out) != (d + 1, d):
+        raise ValueError(f"params map R^{d_in} -> R^{d_out}, but data has d = {d}: expected R^{d + 1} -> R^{d} "
+                         "([x, t] to a velocity)")
+    batch_size = check_count(batch_size, "batch_size")
+    lr = check_real(lr, "lr", low=0.0, low_open=True)
+    rng = check_rng(rng)
+    fused = check_bool(fused, "fused")
     theta, sizes = mlp_flatten(params)
     optimizer = FlatAdam(theta, lr)
-    current_params = lambda: mlp_unflatten(theta, sizes)  # noqa: E731
+    current_params = lambda: _mlp_unflatten(theta, sizes)  # noqa: E731
 
     if fused:
         workspace, h = {}, onp.empty((batch_size, d + 1))
 
         def loss(theta, h, target):
-            residual = mlp_apply_flat(theta, h, sizes, workspace) - target  # v_theta(x, t) - u_cond
+            residual = _mlp_apply_flat(theta, h, sizes, workspace) - target  # v_theta(x, t) - u_cond
             return np.sum(residual * residual) / batch_size
     else:
         def loss(theta, t, z, x):
-            params = mlp_unflatten(theta, sizes)
-            return cfm_loss(lambda x_, t_: velocity_apply(params, x_, t_), path, t, z, x)
+            params = _mlp_unflatten(theta, sizes)
+            return cfm_loss(lambda x_, t_: _velocity_apply(params, x_, t_), path, t, z, x)
     loss_and_grad = value_and_grad(loss)
 
     def step():
-        t, z, x = cfm_batch(path, data, batch_size, rng, ot_pairing)
-        if fused:
-            h[:, :d], h[:, d] = x, t
-            value, g = loss_and_grad(theta, h, path.velocity(x, t, z))
-        else:
-            value, g = loss_and_grad(theta, t, z, x)
+        try:
+            t, z, x = _cfm_batch(path, data, batch_size, rng, ot_pairing)
+            with onp.errstate(over="ignore", invalid="ignore"):
+                if fused:
+                    h[:, :d], h[:, d] = x, t
+                    value, g = loss_and_grad(theta, h, path.velocity(x, t, z))
+                else:
+                    value, g = loss_and_grad(theta, t, z, x)
+        except ValueError as err:
+            when = "at the start" if optimizer.k == 0 else f"after {optimizer.k} steps of lr = {lr:g}"
+            raise type(err)(f"the CFM loss on the minibatch of data at step {optimizer.k} (with params as they were "
+                            f"{when}) could not be computed: {err}") from err
         if not onp.isfinite(value):
-            raise FloatingPointError(f"the CFM loss became non-finite ({value}) at step {optimizer.k}; lower lr")
-        optimizer.step(g)
+            if optimizer.k == 0:
+                raise ValueError(f"the CFM loss is not finite ({value}) at the start: data or params are too large for "
+                                 "float64")
+            raise TrainingDiverged(f"the CFM loss became non-finite ({value}) at step {optimizer.k}; lower lr (it was {lr:g})")
+        optimizer._step(g)
         return value
 
     return step, current_params
@@ -420,14 +529,13 @@ def train_cfm(data, path, n_steps, batch_size=256, hidden=(64, 64, 64), lr=1e-3,
     """
     data = as_points(data, "data", allow_traced=False)
     _check_path(path, ot_pairing)
-    n_steps = check_positive_int(n_steps, "n_steps")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    lr = float(check_finite_number(lr, "lr", positive=True))
+    n_steps = check_count(n_steps, "n_steps")
+    batch_size = check_count(batch_size, "batch_size")
+    lr = check_real(lr, "lr", low=0.0, low_open=True)
     rng = check_rng(rng)
     if callback is not None:
         check_callable(callback, "callback")
-    if not isinstance(fused, bool):
-        raise TypeError(f"fused must be True or False, got {fused!r}")
+    fused = check_bool(fused, "fused")
     params0 = velocity_init(data.shape[1], hidden, rng)
     step, current_params = cfm_step(data, path, params0, batch_size, lr, rng, ot_pairing, fused)
     losses = onp.zeros(n_steps)
@@ -453,8 +561,12 @@ def model_velocity(params, fused=True):
     Returns:
         ``u(x, t) -> (n, d)``, for ``ode.integrate`` and the plotting helpers.
     """
+    fused = check_bool(fused, "fused")
     if fused:
         return VelocityNetwork(params)
+    d_in, d_out = _check_mlp(params, what="reference.nn.velocity_init")
+    if d_in != d_out + 1:
+        raise ValueError(f"params must map [x, t] (d + 1 inputs) to d outputs, got R^{d_in} -> R^{d_out}")
     return lambda x, t: velocity_apply(params, x, t)
 
 
@@ -471,7 +583,7 @@ def sample_model(params, n, rng, method="euler", n_steps=100, adaptive=False, rt
         n: number of samples.
         rng: ``numpy.random.Generator`` for ``x0``.
         method: a fixed-step method of ``ode.integrate`` (``"euler"``, ``"midpoint"``,
-            ``"rk4"``, ``"rk38"``, ``"dopri5"``).
+            ``"rk4"``, ``"rk38"``, ``"dopri5"``), by name.
         n_steps: number of fixed steps.
         adaptive: use ``ode.integrate_adaptive``.
         rtol, atol: tolerances of the adaptive solver.
@@ -483,13 +595,16 @@ def sample_model(params, n, rng, method="euler", n_steps=100, adaptive=False, rt
         adaptive: the ``ode.AdaptiveResult`` (``.x``, ``.n_fev``, and with ``return_path``
         the ``.states`` at the accepted ``.times``).
     """
-    n = check_positive_int(n, "n")
-    rng = check_rng(rng)
-    if not isinstance(adaptive, bool):
-        raise TypeError(f"adaptive must be True or False, got {adaptive!r}")
-    d = onp.shape(params[0][0])[0] - 1
-    x0 = rng.standard_normal((n, d))
     u = model_velocity(params)
+    n = check_count(n, "n")
+    rng = check_rng(rng)
+    adaptive = check_bool(adaptive, "adaptive")
+    return_path = check_bool(return_path, "return_path")
+    get_tableau(method)
+    check_count(n_steps, "n_steps")
+    check_real(rtol, "rtol", low=0.0)
+    check_real(atol, "atol", low=0.0, low_open=True)
+    x0 = rng.standard_normal((n, u.d))
     if adaptive:
         return integrate_adaptive(u, x0, 0.0, 1.0, rtol=rtol, atol=atol, return_states=return_path)
     return integrate(u, x0, 0.0, 1.0, n_steps, method, return_path)

@@ -271,7 +271,7 @@ PLANAR = [{"a": np.array([0.5, 0.0]), "b": np.array([1.0, 0.0]), "c": np.array(0
         (lambda: realnvp_init(2, 0, (4,), np.random.default_rng(0)), ValueError, "n_layers must be an integer >= 1"),
         (lambda: realnvp_init(2, 2, (4,), None), TypeError, "rng must be a numpy.random.Generator"),
         (lambda: realnvp_logpdf([], np.zeros((2, 2))), TypeError, "params must be a non-empty list of coupling-layer"),
-        (lambda: realnvp_logpdf(GOOD, np.zeros((2, 3))), ValueError, "params are for d = 2"),
+        (lambda: realnvp_logpdf(GOOD, np.zeros((2, 3))), ValueError, r"x must have dimension d = 2 like params, got shape \(2, 3\)"),
         (lambda: realnvp_logpdf(GOOD, np.array([[np.inf, 0.0]])), ValueError, "non-finite"),
         (lambda: realnvp_forward(GOOD, np.zeros((2, 2)), perms=[None]), ValueError, r"one permutation per layer \(2\)"),
         (lambda: realnvp_forward(GOOD, np.zeros((2, 2)), perms=[[0, 0], [0, 1]]), ValueError, r"perms\[0\] must be a permutation"),
@@ -280,7 +280,7 @@ PLANAR = [{"a": np.array([0.5, 0.0]), "b": np.array([1.0, 0.0]), "c": np.array(0
         (lambda: alternating_permutations(2, 0), ValueError, "n_layers must be an integer >= 1"),
         (lambda: planar_chain_logpdf({}, np.zeros((2, 2))), TypeError, "params must be a non-empty list of planar-layer"),
         (lambda: planar_chain_logpdf([dict(PLANAR[0], a=np.array([-2.0, 0.0]))], np.zeros((2, 2))), ValueError, r"a\^T b > -1"),
-        (lambda: planar_chain_forward(PLANAR, np.zeros((2, 3))), ValueError, "params are for d = 2, x has d = 3"),
+        (lambda: planar_chain_forward(PLANAR, np.zeros((2, 3))), ValueError, r"z must have dimension d = 2 like params, got shape \(2, 3\)"),
     ],
 )
 def test_bad_input_is_refused_with_a_clear_message(call, error, match):

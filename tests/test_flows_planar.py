@@ -225,7 +225,7 @@ GOOD = {"a": np.array([0.5, 0.0]), "b": np.array([1.0, 0.0]), "c": np.array(0.0)
         (lambda: planar_forward(dict(GOOD, a=np.zeros(3)), np.zeros((2, 2))), ValueError, "a and b of shape"),
         (lambda: planar_forward(dict(GOOD, c=np.zeros(2)), np.zeros((2, 2))), ValueError, "scalar c"),
         (lambda: planar_forward(GOOD, np.zeros((2, 3))), ValueError, "params are for d = 2, x has d = 3"),
-        (lambda: planar_forward(dict(GOOD, c=np.array(np.nan)), np.zeros((2, 2))), ValueError, "must be finite"),
+        (lambda: planar_forward(dict(GOOD, c=np.array(np.nan)), np.zeros((2, 2))), ValueError, r"params\['c'\] holds 1 non-finite value"),
         (lambda: planar_forward(GOOD, np.array([[np.inf, 0.0]])), ValueError, "non-finite"),
         (lambda: planar_forward(GOOD, np.zeros(2)), ValueError, r"x must have shape \(n, d\)"),
         (lambda: planar_inverse(GOOD, np.zeros((2, 3))), ValueError, "params are for d = 2"),

@@ -77,7 +77,8 @@ def test_velocity_is_differentiable_in_x_and_params(rng):
         (lambda: mlp_init((3, 2), None), TypeError, "rng must be"),
         (lambda: mlp_apply(mlp_init((3, 2), np.random.default_rng(0)), np.zeros((4, 2))), ValueError, r"h must have shape \(n, 3\)"),
         (lambda: mlp_apply(mlp_init((3, 2), np.random.default_rng(0)), np.zeros((4, 3)), "gelu"), ValueError, "activation must be one of"),
-        (lambda: velocity_apply(velocity_init(2, (4,), np.random.default_rng(0)), np.zeros((4, 3)), 0.5), ValueError, r"h must have shape \(n, 3\)"),
+        (lambda: velocity_apply(velocity_init(2, (4,), np.random.default_rng(0)), np.zeros((4, 3)), 0.5), ValueError,
+         r"x must have dimension d = 2 for these params \(they map \[x, t\] in R\^3 to R\^2\), got shape \(4, 3\)"),
         (lambda: velocity_apply(velocity_init(2, (4,), np.random.default_rng(0)), np.zeros((4, 2)), np.zeros(5)), ValueError, r"t must be a float or an array of shape \(4,\)"),
     ],
 )

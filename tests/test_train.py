@@ -160,9 +160,17 @@ def test_a_trained_realnvp_with_mlps_reaches_the_entropy_of_gaussian_data():
 
 def test_a_non_finite_loss_stops_training_with_a_clear_error():
     params = {"w": np.zeros(2)}
+    # a model that gives the data density 0 from the start: bad input, refused naming data and params
     log_p1 = lambda p, x: anp.sum(p["w"]) + anp.log(anp.zeros(x.shape[0]))  # noqa: E731  (-inf)
-    with np.errstate(divide="ignore"), pytest.raises(FloatingPointError, match="NLL became non-finite"):
+    with np.errstate(divide="ignore"), pytest.raises(
+            ValueError, match=r"negative log-likelihood is not finite \(inf\) at the start: log_p1\(params, x\) gives "
+                              r"the first minibatch of data density 0"):
         train_mle(log_p1, params, np.zeros((4, 2)), 3, 2, 1e-3, np.random.default_rng(0))
+    # NLL(w) = -w + exp(2000 (w - 1/2)): finite at w = 0, where its slope is -1; Adam's first step (lr = 1)
+    # moves w to 1, where the NLL is exp(1000) = inf (log p1 = -inf: density 0): a failed run, not bad input
+    blows_up = lambda p, x: p["w"][0] - anp.exp(2000.0 * (p["w"][0] - 0.5)) + 0.0 * anp.sum(x, axis=1)  # noqa: E731
+    with np.errstate(over="ignore"), pytest.raises(FloatingPointError, match="NLL became non-finite .* at step 1"):
+        train_mle(blows_up, params, np.zeros((4, 2)), 3, 2, 1.0, np.random.default_rng(0))
 
 
 DATA = np.zeros((10, 2))
@@ -179,7 +187,8 @@ DATA = np.zeros((10, 2))
         (lambda: train_mle(realnvp_logpdf, {}, DATA, 3, 2, np.nan, np.random.default_rng(0)), ValueError, "lr must be finite"),
         (lambda: train_mle(realnvp_logpdf, {}, DATA, 3, 2, 1e-3, None), TypeError, "rng must be a numpy.random.Generator"),
         (lambda: train_mle(realnvp_logpdf, {}, DATA, 3, 2, 1e-3, np.random.default_rng(0), callback=1), TypeError, "callback must be callable"),
-        (lambda: train_realnvp(np.zeros((10, 1)), 3, rng=np.random.default_rng(0)), ValueError, "d must be an integer >= 2"),
+        (lambda: train_realnvp(np.zeros((10, 1)), 3, rng=np.random.default_rng(0)), ValueError,
+         r"data must have dimension d >= 2 for RealNVP \(a coupling splits the coordinates\), got shape \(10, 1\)"),
         (lambda: train_realnvp(DATA, 3, n_layers=0, rng=np.random.default_rng(0)), ValueError, "n_layers must be an integer >= 1"),
         (lambda: train_realnvp(DATA + np.inf, 3, rng=np.random.default_rng(0)), ValueError, "data holds"),
         (lambda: train_planar(DATA, 3, n_layers=0, rng=np.random.default_rng(0)), ValueError, "n_layers must be an integer >= 1"),

@@ -22,9 +22,10 @@ import autograd.numpy as np
 import numpy as onp
 from autograd.tracer import getval
 
-from .._validate import as_points, check_callable, check_log_density, check_positive_int, check_rng
+from .._validate import as_points, check_bool, check_callable, check_log_density, check_count, check_rng
 from ..distributions import sample_standard_normal, standard_normal_logpdf
-from .coupling import check_permutation, check_split, coupling_forward, coupling_init, coupling_inverse
+from .coupling import _check_permutation, _check_split, _split_of, coupling_forward, coupling_init, coupling_inverse
+from .planar import _check_params as _check_planar_params
 from .planar import planar_forward, planar_inverse
 
 __all__ = [
@@ -52,16 +53,25 @@ def _check_layers(layers, name):
     return list(layers)
 
 
-def _apply_layer(f, x, name):
-    """``f(x) -> (y, log_det)`` with both shapes checked."""
-    out = f(x)
+def _apply_layer(f, x, name, what):
+    """``f(x) -> (y, log_det)`` with both shapes checked; ``what`` says which points ``x`` is, for messages."""
+    try:
+        out = f(x)
+    except (ValueError, TypeError) as err:
+        raise type(err)(f"{name}(x) refused {what}: {err}") from err
     if not isinstance(out, tuple) or len(out) != 2:
         raise TypeError(f"{name}(x) must return a pair (y, log_det), got {type(getval(out)).__name__}")
     y, log_det = out
-    n, d = x.shape
+    n, d = np.shape(x)
     if np.shape(getval(y)) != (n, d) or np.shape(getval(log_det)) != (n,):
         raise ValueError(f"{name}(x) must return y of shape {(n, d)} and log_det of shape ({n},), "
                          f"got {np.shape(getval(y))} and {np.shape(getval(log_det))}")
+    for part, v in (("y", y), ("log_det", log_det)):
+        value = onp.asarray(getval(v))
+        if value.dtype.kind not in "iuf":
+            raise TypeError(f"{name}(x) must return real numbers, got {part} of dtype {value.dtype}")
+        if not onp.all(onp.isfinite(value)):
+            raise ValueError(f"{name}(x) returned non-finite values (NaN or inf) in {part}")
     return y, log_det
 
 
@@ -79,10 +89,11 @@ def chain_forward(forwards, z, return_path=False):
         ``path`` of shape ``(K + 1, n, d)`` holding ``x_0, ..., x_K``.
     """
     forwards = _check_layers(forwards, "forwards")
+    return_path = check_bool(return_path, "return_path")
     x = as_points(z, "z")
     path, log_det = [x], 0.0
     for k, phi in enumerate(forwards, 1):
-        x, ld = _apply_layer(phi, x, f"forwards[{k - 1}]")
+        x, ld = _apply_layer(phi, x, f"forwards[{k - 1}]", "z" if k == 1 else f"x_{k - 1} (z after {k - 1} layers)")
         path.append(x)
         log_det = log_det + ld
     return (x, log_det, np.stack(path)) if return_path else (x, log_det)
@@ -102,10 +113,12 @@ def chain_inverse(inverses, x, return_path=False):
         ``path`` of shape ``(K + 1, n, d)`` holding ``x_0, ..., x_K`` (the forward order).
     """
     inverses = _check_layers(inverses, "inverses")
+    return_path = check_bool(return_path, "return_path")
     y = as_points(x)
     path, log_det_inv = [y], 0.0
     for k in range(len(inverses), 0, -1):
-        y, ld = _apply_layer(inverses[k - 1], y, f"inverses[{k - 1}]")
+        what = "x" if k == len(inverses) else f"x_{k} (x after {len(inverses) - k} inverse layers)"
+        y, ld = _apply_layer(inverses[k - 1], y, f"inverses[{k - 1}]", what)
         path.append(y)
         log_det_inv = log_det_inv + ld
     return (y, log_det_inv, np.stack(path[::-1])) if return_path else (y, log_det_inv)
@@ -127,7 +140,11 @@ def chain_logpdf(inverses, x, base_logpdf=standard_normal_logpdf):
     """
     check_callable(base_logpdf, "base_logpdf")
     z, log_det_inv = chain_inverse(inverses, x)
-    return check_log_density(base_logpdf(z), np.shape(z)[0], "base_logpdf(z)") + log_det_inv
+    try:
+        log_p0 = base_logpdf(z)
+    except (ValueError, TypeError) as err:
+        raise type(err)(f"base_logpdf(z) refused z = T^-1(x) (the inverses applied to x): {err}") from err
+    return check_log_density(log_p0, np.shape(z)[0], "base_logpdf(z)") + log_det_inv
 
 
 def alternating_permutations(d, n_layers):
@@ -140,8 +157,8 @@ def alternating_permutations(d, n_layers):
     Returns:
         a list of ``n_layers`` integer arrays of shape ``(d,)``.
     """
-    d = check_positive_int(d, "d", minimum=2)
-    n_layers = check_positive_int(n_layers, "n_layers")
+    d = check_count(d, "d", minimum=2)
+    n_layers = check_count(n_layers, "n_layers")
     identity = onp.arange(d)
     return [identity if k % 2 == 0 else identity[::-1].copy() for k in range(n_layers)]
 
@@ -160,27 +177,53 @@ def realnvp_init(d, n_layers, hidden, rng, identity=False):
     Returns:
         a list of ``K`` coupling-layer parameter dicts (see ``flows.coupling``).
     """
-    d = check_positive_int(d, "d", minimum=2)
-    d, d_split = check_split(d, d // 2)
-    n_layers = check_positive_int(n_layers, "n_layers")
+    d = check_count(d, "d", minimum=2)
+    d, d_split = _check_split(d, d // 2)
+    n_layers = check_count(n_layers, "n_layers")
     rng = check_rng(rng)
     return [coupling_init(d, d_split, hidden, rng, identity) for _ in range(n_layers)]
+
+
+def _check_d(x, name, d):
+    x = as_points(x, name)
+    if np.shape(x)[1] != d:
+        raise ValueError(f"{name} must have dimension d = {d} like params, got shape {np.shape(x)}")
+
+
+def _with_params(logpdf, inverses, x):
+    """``logpdf(inverses, x)``, a refusal of the base density saying that params and x produced its input."""
+    try:
+        return logpdf(inverses, x)
+    except ValueError as err:
+        if str(err).startswith("base_logpdf(z)"):
+            raise ValueError(f"params and x: {err}") from err
+        raise
 
 
 def _realnvp_layers(params, perms):
     raw = getval(params)
     if not isinstance(raw, (list, tuple)) or not raw:
         raise TypeError("params must be a non-empty list of coupling-layer dicts (as made by realnvp_init)")
-    first = getval(raw[0])
-    if not isinstance(first, dict) or "s" not in first:
-        raise TypeError("params must be a non-empty list of coupling-layer dicts (as made by realnvp_init)")
-    d = onp.shape(first["s"][0][0])[0] + onp.shape(first["s"][-1][0])[1]
     n_layers = len(raw)
+    splits = []
+    for k in range(n_layers):
+        if not isinstance(getval(raw[k]), dict):
+            raise TypeError(f"params[{k}] must be a coupling-layer dict {{'s': mlp, 't': mlp}} (as made by realnvp_init)")
+        try:
+            d_split = _split_of(raw[k])
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"params[{k}]: {err}") from None
+        splits.append((d_split, onp.shape(getval(getval(raw[k])["s"][-1][0]))[1]))
+    d = sum(splits[0])
+    if any(sum(split) != d for split in splits):
+        raise ValueError(f"params: the layers are for different dimensions d, {[sum(split) for split in splits]}")
     if perms is None:
         perms = alternating_permutations(d, n_layers)
+    elif not isinstance(perms, (list, tuple)):
+        raise TypeError(f"perms must be a list of one permutation per layer ({n_layers}), got {type(perms).__name__}")
     elif len(perms) != n_layers:
         raise ValueError(f"perms must hold one permutation per layer ({n_layers}), got {len(perms)}")
-    perms = [check_permutation(p, d, f"perms[{k}]") for k, p in enumerate(perms)]
+    perms = [_check_permutation(p, d, f"perms[{k}]") for k, p in enumerate(perms)]
     perms = [None if p is not None and onp.array_equal(p, onp.arange(d)) else p for p in perms]  # skip no-ops
     forwards = [partial(coupling_forward, params[k], perm=perms[k]) for k in range(n_layers)]
     inverses = [partial(coupling_inverse, params[k], perm=perms[k]) for k in range(n_layers)]
@@ -202,7 +245,8 @@ def realnvp_forward(params, z, perms=None, return_path=False):
     Returns:
         ``(x, log_det)`` (and ``path``), as ``chain_forward``.
     """
-    forwards, _, _ = _realnvp_layers(params, perms)
+    forwards, _, d = _realnvp_layers(params, perms)
+    _check_d(z, "z", d)
     return chain_forward(forwards, z, return_path)
 
 
@@ -215,7 +259,8 @@ def realnvp_inverse(params, x, perms=None, return_path=False):
     Returns:
         ``(z, log_det_inv)`` (and ``path``), as ``chain_inverse``.
     """
-    _, inverses, _ = _realnvp_layers(params, perms)
+    _, inverses, d = _realnvp_layers(params, perms)
+    _check_d(x, "x", d)
     return chain_inverse(inverses, x, return_path)
 
 
@@ -232,8 +277,9 @@ def realnvp_logpdf(params, x, perms=None):
     Returns:
         shape ``(n,)``; differentiable in ``params`` (and ``x``).
     """
-    _, inverses, _ = _realnvp_layers(params, perms)
-    return chain_logpdf(inverses, x)
+    _, inverses, d = _realnvp_layers(params, perms)
+    _check_d(x, "x", d)
+    return _with_params(chain_logpdf, inverses, x)
 
 
 def realnvp_sample(params, n, rng, perms=None, return_logpdf=False):
@@ -251,6 +297,7 @@ def realnvp_sample(params, n, rng, perms=None, return_logpdf=False):
         ``x`` of shape ``(n, d)`` (and ``log p1(x)`` of shape ``(n,)``).
     """
     forwards, _, d = _realnvp_layers(params, perms)
+    return_logpdf = check_bool(return_logpdf, "return_logpdf")
     z = sample_standard_normal(n, d, rng)
     x, log_det = chain_forward(forwards, z)
     return (x, standard_normal_logpdf(z) - log_det) if return_logpdf else x
@@ -261,10 +308,17 @@ def _planar_layers(params):
     message = "params must be a non-empty list of planar-layer dicts {'a', 'b', 'c'}"
     if not isinstance(raw, (list, tuple)) or not raw:
         raise TypeError(message)
-    first = getval(raw[0])
-    if not isinstance(first, dict) or "a" not in first:
-        raise TypeError(message)
     n_layers = len(raw)
+    dims = set()
+    for k in range(n_layers):
+        try:
+            a, _, _ = _check_planar_params(raw[k])
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"params[{k}]: {err}") from None
+        dims.add(onp.shape(getval(a))[0])
+    if len(dims) > 1:
+        raise ValueError(f"params: the layers are for different dimensions d, {sorted(dims)}")
+    first = getval(raw[0])
     forwards = [partial(planar_forward, params[k]) for k in range(n_layers)]
     inverses = [partial(planar_inverse, params[k]) for k in range(n_layers)]
     return forwards, inverses, onp.shape(getval(first["a"]))[0]
@@ -282,7 +336,8 @@ def planar_chain_forward(params, z, return_path=False):
     Returns:
         ``(x, log_det)`` (and ``path``), as ``chain_forward``.
     """
-    forwards, _, _ = _planar_layers(params)
+    forwards, _, d = _planar_layers(params)
+    _check_d(z, "z", d)
     return chain_forward(forwards, z, return_path)
 
 
@@ -294,7 +349,8 @@ def planar_chain_inverse(params, x, return_path=False):
     Returns:
         ``(z, log_det_inv)`` (and ``path``), as ``chain_inverse``.
     """
-    _, inverses, _ = _planar_layers(params)
+    _, inverses, d = _planar_layers(params)
+    _check_d(x, "x", d)
     return chain_inverse(inverses, x, return_path)
 
 
@@ -309,8 +365,9 @@ def planar_chain_logpdf(params, x):
     Returns:
         shape ``(n,)``.
     """
-    _, inverses, _ = _planar_layers(params)
-    return chain_logpdf(inverses, x)
+    _, inverses, d = _planar_layers(params)
+    _check_d(x, "x", d)
+    return _with_params(chain_logpdf, inverses, x)
 
 
 def planar_chain_sample(params, n, rng, return_logpdf=False):
@@ -320,6 +377,7 @@ def planar_chain_sample(params, n, rng, return_logpdf=False):
         ``x`` of shape ``(n, d)`` (and ``log p1(x) = log p0(z) - log |det J_T(z)|``).
     """
     forwards, _, d = _planar_layers(params)
+    return_logpdf = check_bool(return_logpdf, "return_logpdf")
     z = sample_standard_normal(n, d, rng)
     x, log_det = chain_forward(forwards, z)
     return (x, standard_normal_logpdf(z) - log_det) if return_logpdf else x

@@ -41,14 +41,12 @@ import autograd.numpy as np
 import numpy as onp
 from autograd.tracer import getval
 
-from .._validate import as_points, check_positive_int, check_rng
-from ..nn import mlp_apply, mlp_init
+from .._validate import as_points, check_bool, check_count, check_rng, refuse_non_finite
+from ..nn import _ACTIVATIONS, _check_mlp, _check_widths, _mlp_apply, mlp_init
 
 __all__ = [
     "SCALE_BOUND",
     "ACTIVATION",
-    "check_split",
-    "check_permutation",
     "coupling_init",
     "coupling_scale",
     "coupling_translation",
@@ -64,8 +62,8 @@ ACTIVATION = "tanh"
 """The hidden activation of the ``s`` and ``t`` MLPs."""
 
 
-def check_split(d, d_split):
-    """Check the split of eq. (3): ``d >= 2`` and ``1 <= d_split <= d - 1``  [lecture: RealNVP, eq. (3)]
+def _check_split(d, d_split):
+    """Check the split of eq. (3): ``d >= 2`` and ``1 <= d_split <= d - 1``.
 
     Returns:
         ``(d, d_split)`` as ints.
@@ -74,7 +72,7 @@ def check_split(d, d_split):
         TypeError, ValueError: naming ``d`` or ``d_split`` and the range expected;
         ``d_split = d`` (the identity layer) is refused with its own message.
     """
-    d = check_positive_int(d, "d", minimum=2)
+    d = check_count(d, "d", minimum=2)
     if isinstance(d_split, bool) or not isinstance(d_split, numbers.Integral):
         raise TypeError(f"d_split must be an integer d' with 1 <= d' <= d - 1 = {d - 1}, got {d_split!r}")
     d_split = int(d_split)
@@ -88,8 +86,8 @@ def check_split(d, d_split):
     return d, d_split
 
 
-def check_permutation(perm, d, name="perm"):
-    """Check a coordinate order for a coupling layer  [lecture: RealNVP; Fig. 3]
+def _check_permutation(perm, d, name="perm"):
+    """Check a coordinate order for a coupling layer.
 
     Returns:
         ``perm`` as an int array (None stays None).
@@ -99,7 +97,12 @@ def check_permutation(perm, d, name="perm"):
     """
     if perm is None:
         return None
-    arr = onp.asarray(perm)
+    if isinstance(perm, (str, bytes, dict)):
+        raise TypeError(f"{name} must be an integer array (a permutation of 0..{d - 1}), got {type(perm).__name__}")
+    try:
+        arr = onp.asarray(perm)
+    except ValueError as err:  # a ragged list
+        raise TypeError(f"{name} must be an integer array (a permutation of 0..{d - 1}), got a ragged sequence") from err
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name} must be an integer array (a permutation of 0..{d - 1}), got dtype {arr.dtype}")
     if arr.shape != (d,) or not onp.array_equal(onp.sort(arr), onp.arange(d)):
@@ -107,29 +110,19 @@ def check_permutation(perm, d, name="perm"):
     return arr.astype(onp.intp)
 
 
-def _check_mlp(mlp, name):
-    mlp = getval(mlp)
-    if not isinstance(mlp, (list, tuple)) or not mlp or not all(
-        isinstance(layer, (list, tuple)) and len(layer) == 2 for layer in mlp
-    ):
-        raise TypeError(f"params[{name!r}] must be an MLP: a list of (W, b) pairs as made by reference.nn.mlp_init")
-    if not all(onp.all(onp.isfinite(getval(a))) for layer in mlp for a in layer):
-        raise ValueError(f"params[{name!r}] holds non-finite weights")
-    return np.shape(mlp[0][0])[0], np.shape(mlp[-1][0])[1]
-
-
-def _split_of(params, d=None):
+def _split_of(params, d=None, x_name="the points"):
     """``d'`` and ``d - d'`` of a layer, checked against each other and against ``d``."""
-    params = getval(params)  # a dict, also when autograd differentiates with respect to it
-    if not isinstance(params, dict) or set(params) != {"s", "t"}:
-        raise TypeError("params must be a dict {'s': mlp, 't': mlp} as made by coupling_init")
-    shapes = {name: _check_mlp(params[name], name) for name in ("s", "t")}
+    raw = getval(params)  # a dict, also when autograd differentiates with respect to it
+    if not isinstance(raw, dict) or set(raw) != {"s", "t"}:
+        raise TypeError("params must be a dict {'s': mlp, 't': mlp} as made by coupling_init, got "
+                        + (f"a dict with keys {sorted(map(str, raw))}" if isinstance(raw, dict) else type(raw).__name__))
+    shapes = {name: _check_mlp(params[name], f"params[{name!r}]") for name in ("s", "t")}
     if shapes["s"] != shapes["t"]:
         raise ValueError(f"params['s'] maps R^{shapes['s'][0]} -> R^{shapes['s'][1]} but params['t'] maps "
                          f"R^{shapes['t'][0]} -> R^{shapes['t'][1]}; both must map R^d' -> R^(d-d')")
     d_split, d_rest = shapes["s"]
     if d is not None and d_split + d_rest != d:
-        raise ValueError(f"params are for d = {d_split + d_rest} (d' = {d_split}), the points have d = {d}")
+        raise ValueError(f"params are for d = {d_split + d_rest} (d' = {d_split}), {x_name} has d = {d}")
     return d_split
 
 
@@ -150,13 +143,13 @@ def coupling_init(d, d_split, hidden, rng, identity=False):
     Returns:
         ``{"s": [(W, b), ...], "t": [(W, b), ...]}`` (``reference.nn.mlp_init`` layouts).
     """
-    d, d_split = check_split(d, d_split)
+    d, d_split = _check_split(d, d_split)
     rng = check_rng(rng)
     if isinstance(hidden, numbers.Integral) and not isinstance(hidden, bool):
         raise TypeError(f"hidden must be a sequence of widths such as ({hidden},), got the integer {hidden}")
-    hidden = tuple(check_positive_int(h, "hidden[...]") for h in hidden)
+    hidden = _check_widths(hidden, "hidden", 0)
     sizes = (d_split, *hidden, d - d_split)
-    identity = bool(identity)
+    identity = check_bool(identity, "identity")
     return {"s": mlp_init(sizes, rng, zero_last=identity), "t": mlp_init(sizes, rng, zero_last=identity)}
 
 
@@ -172,16 +165,34 @@ def coupling_scale(params, x1):
     Returns:
         shape ``(n, d - d')``, each entry in ``(-S, S)`` with ``S = SCALE_BOUND``.
     """
-    return SCALE_BOUND * np.tanh(mlp_apply(params["s"], x1, ACTIVATION) / SCALE_BOUND)
+    x1 = as_points(x1, "x1", d=_split_of(params))
+    with onp.errstate(over="ignore", invalid="ignore"):
+        s = _scale(params, x1)
+    return refuse_non_finite(s, "s(x_{1:d'})", large={"x1": x1})
+
+
+def _scale(params, x1):
+    return SCALE_BOUND * np.tanh(_mlp_apply(params["s"], x1, _ACTIVATIONS[ACTIVATION]) / SCALE_BOUND)
 
 
 def coupling_translation(params, x1):
     """Translation  t(x_{1:d'}) = MLP_t(x_{1:d'})  [lecture: RealNVP, eq. (3)]
 
+    Args:
+        params: ``{"s": mlp, "t": mlp}``.
+        x1: the first ``d'`` coordinates, shape ``(n, d')``.
+
     Returns:
         shape ``(n, d - d')``.
     """
-    return mlp_apply(params["t"], x1, ACTIVATION)
+    x1 = as_points(x1, "x1", d=_split_of(params))
+    with onp.errstate(over="ignore", invalid="ignore"):
+        t = _translation(params, x1)
+    return refuse_non_finite(t, "t(x_{1:d'})", large={"x1": x1})
+
+
+def _translation(params, x1):
+    return _mlp_apply(params["t"], x1, _ACTIVATIONS[ACTIVATION])
 
 
 def coupling_log_det(params, x, perm=None):
@@ -196,10 +207,12 @@ def coupling_log_det(params, x, perm=None):
         shape ``(n,)``.
     """
     x = as_points(x)
-    d_split = _split_of(params, x.shape[1])
-    perm = check_permutation(perm, x.shape[1])
+    d_split = _split_of(params, x.shape[1], "x")
+    perm = _check_permutation(perm, x.shape[1])
     xp = x if perm is None else x[:, perm]
-    return np.sum(coupling_scale(params, xp[:, :d_split]), axis=1)
+    with onp.errstate(over="ignore", invalid="ignore"):
+        log_det = np.sum(_scale(params, xp[:, :d_split]), axis=1)
+    return refuse_non_finite(log_det, "log |det J_phi(x)|", large={"x": x})
 
 
 def coupling_forward(params, x, perm=None):
@@ -216,13 +229,15 @@ def coupling_forward(params, x, perm=None):
     """
     x = as_points(x)
     d = x.shape[1]
-    d_split = _split_of(params, d)
-    perm = check_permutation(perm, d)
+    d_split = _split_of(params, d, "x")
+    perm = _check_permutation(perm, d)
     xp = x if perm is None else x[:, perm]
     x1, x2 = xp[:, :d_split], xp[:, d_split:]
-    s = coupling_scale(params, x1)
-    y2 = x2 * np.exp(s) + coupling_translation(params, x1)
-    y = np.concatenate([x1, y2], axis=1)
+    with onp.errstate(over="ignore", invalid="ignore"):
+        s = _scale(params, x1)
+        y2 = x2 * np.exp(s) + _translation(params, x1)
+    y = np.concatenate([x1, refuse_non_finite(y2, "phi(x)", large={"x": x, "t(x_{1:d'})": _translation(params, getval(x1))})],
+                       axis=1)
     if perm is not None:
         y = y[:, onp.argsort(perm)]
     return y, np.sum(s, axis=1)
@@ -242,12 +257,14 @@ def coupling_inverse(params, y, perm=None):
     """
     y = as_points(y, "y")
     d = y.shape[1]
-    d_split = _split_of(params, d)
-    perm = check_permutation(perm, d)
+    d_split = _split_of(params, d, "y")
+    perm = _check_permutation(perm, d)
     yp = y if perm is None else y[:, perm]
     y1, y2 = yp[:, :d_split], yp[:, d_split:]
-    s = coupling_scale(params, y1)
-    x2 = (y2 - coupling_translation(params, y1)) * np.exp(-s)
+    with onp.errstate(over="ignore", invalid="ignore"):
+        s = _scale(params, y1)
+        x2 = (y2 - _translation(params, y1)) * np.exp(-s)
+    x2 = refuse_non_finite(x2, "phi^{-1}(y)", large={"y": y, "t(y_{1:d'})": _translation(params, getval(y1))})
     x = np.concatenate([y1, x2], axis=1)
     if perm is not None:
         x = x[:, onp.argsort(perm)]

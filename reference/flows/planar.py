@@ -33,7 +33,7 @@ import numpy as onp
 from autograd.tracer import getval
 from scipy.optimize import brentq
 
-from .._validate import as_points, check_finite_number, check_positive_int, check_rng
+from .._validate import as_points, as_real_array, check_finite_number, check_count, check_rng, refuse_non_finite
 
 __all__ = [
     "planar_init",
@@ -64,28 +64,32 @@ def planar_init(d, rng, scale=1.0):
     Returns:
         ``{"a": (d,), "b": (d,), "c": ()}``.
     """
-    d = check_positive_int(d, "d")
+    d = check_count(d, "d")
     rng = check_rng(rng)
-    scale = check_finite_number(scale, "scale", positive=True)
+    scale = float(check_finite_number(scale, "scale", positive=True))
     std = scale / onp.sqrt(d)
     return {"a": rng.normal(0, std, d), "b": rng.normal(0, std, d), "c": onp.array(rng.normal(0, std))}
 
 
-def _check_params(params, d=None):
+def _check_params(params, d=None, x_name="x"):
     raw = getval(params)  # a dict, also when autograd differentiates with respect to it
     if not isinstance(raw, dict) or set(raw) != {"a", "b", "c"}:
         raise TypeError(f"params must be a dict with keys 'a', 'b', 'c', got {type(raw).__name__}"
-                        + (f" with keys {sorted(raw)}" if isinstance(raw, dict) else ""))
-    a, b, c = params["a"], params["b"], params["c"]
-    if np.ndim(a) != 1 or np.shape(a) != np.shape(b) or np.ndim(c) != 0:
+                        + (f" with keys {sorted(map(str, raw))}" if isinstance(raw, dict) else ""))
+    a, b, c = (as_real_array(params[k], f"params[{k!r}]") for k in ("a", "b", "c"))
+    if np.ndim(a) != 1 or np.shape(a)[0] < 1 or np.shape(a) != np.shape(b) or np.ndim(c) != 0:
         raise ValueError(
             f"params must hold a and b of shape (d,) and a scalar c, got {np.shape(a)}, {np.shape(b)}, {np.shape(c)}"
         )
     if d is not None and np.shape(a)[0] != d:
-        raise ValueError(f"params are for d = {np.shape(a)[0]}, x has d = {d}")
-    if not all(onp.all(onp.isfinite(getval(v))) for v in (a, b, c)):
-        raise ValueError("params a, b, c must be finite")
+        raise ValueError(f"params are for d = {np.shape(a)[0]}, {x_name} has d = {d}")
     return a, b, c
+
+
+def _finite(value, what, params, **points):
+    """``value``, or a ValueError naming the argument that made it overflow."""
+    leaves = onp.concatenate([onp.ravel(getval(params[k])) for k in ("a", "b", "c")])
+    return refuse_non_finite(value, what, large=dict(points, params=leaves))
 
 
 def planar_constrain(params):
@@ -108,16 +112,20 @@ def planar_constrain(params):
         ``{"a": a_hat, "b": b, "c": c}`` with ``a_hat^T b > -1``.
     """
     a, b, c = _check_params(params)
-    ab = np.dot(a, b)
-    m = -1.0 + PLANAR_MARGIN + np.logaddexp(0.0, ab + 1.0 - PLANAR_MARGIN)
-    a_hat = a + (m - ab) * b / (np.dot(b, b) + 1e-300)
-    return {"a": a_hat, "b": b, "c": c}
+    with onp.errstate(over="ignore", invalid="ignore"):
+        ab = np.dot(a, b)
+        m = -1.0 + PLANAR_MARGIN + np.logaddexp(0.0, ab + 1.0 - PLANAR_MARGIN)
+        a_hat = a + (m - ab) * b / (np.dot(b, b) + 1e-300)
+    return {"a": _finite(a_hat, "a_hat", params), "b": b, "c": c}
 
 
 def planar_is_invertible(params):
     """Whether ``a^T b > -1``: the layer is a diffeomorphism  [lecture: planar flow; eq. (2)]"""
     a, b, _ = _check_params(params)
-    return bool(onp.dot(getval(a), getval(b)) > -1.0)
+    with onp.errstate(over="ignore", invalid="ignore"):
+        ab = onp.dot(getval(a), getval(b))
+    _finite(ab, "a^T b", params)
+    return bool(ab > -1.0)
 
 
 def planar_log_det(params, x):
@@ -134,6 +142,12 @@ def planar_log_det(params, x):
     """
     x = as_points(x)
     a, b, c = _check_params(params, x.shape[1])
+    with onp.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        log_det = _log_det(a, b, c, x)
+    return _finite(log_det, "log |det J_phi(x)| (-inf where the Jacobian is singular)", params, x=x)
+
+
+def _log_det(a, b, c, x):
     s = x @ b + c
     return np.log(np.abs(1.0 + (1.0 - np.tanh(s) ** 2) * np.dot(a, b)))
 
@@ -150,13 +164,18 @@ def planar_forward(params, x):
     """
     x = as_points(x)
     a, b, c = _check_params(params, x.shape[1])
-    s = x @ b + c  # (n,)
-    y = x + np.tanh(s)[:, None] * a
-    return y, planar_log_det(params, x)
+    with onp.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        s = x @ b + c  # (n,)
+        y = x + np.tanh(s)[:, None] * a
+        log_det = _log_det(a, b, c, x)
+    return _finite(y, "phi(x)", params, x=x), _finite(log_det, "log |det J_phi(x)|", params, x=x)
 
 
 def _bisect_root(target, ab, max_iter):
-    """The root ``s`` of ``s + tanh(s) ab = target`` (``ab > -1``), elementwise, by bisection."""
+    """The root ``s`` of ``s + tanh(s) ab = target`` (``ab > -1``), elementwise, by bisection.
+
+    Raises a ValueError if ``max_iter`` halvings do not bring the bracket to rounding.
+    """
     # s + tanh(s) ab lies within |ab| of s, so the root lies within |ab| of the target
     lo, hi = target - abs(ab) - 1.0, target + abs(ab) + 1.0
     for _ in range(max_iter):
@@ -164,8 +183,11 @@ def _bisect_root(target, ab, max_iter):
         above = mid + onp.tanh(mid) * ab > target
         hi, lo = onp.where(above, mid, hi), onp.where(above, lo, mid)
         if onp.all(hi - lo <= 4 * onp.spacing(onp.abs(mid) + 1.0)):
-            break
-    return 0.5 * (lo + hi)
+            return 0.5 * (lo + hi)
+    raise ValueError(
+        f"max_iter = {max_iter} bisection steps did not find the root of s + tanh(s) a^T b = b^T y + c to rounding "
+        f"(params give a^T b = {ab:.3g}: the bracket was {2 * (abs(ab) + 1):.3g} wide); raise max_iter"
+    )
 
 
 def planar_inverse(params, y, max_iter=200):
@@ -190,8 +212,8 @@ def planar_inverse(params, y, max_iter=200):
         ValueError: the layer violates ``a^T b > -1`` (it has no differentiable inverse).
     """
     y = as_points(y, "y")
-    max_iter = check_positive_int(max_iter, "max_iter")
-    a, b, c = _check_params(params, y.shape[1])
+    max_iter = check_count(max_iter, "max_iter")
+    a, b, c = _check_params(params, y.shape[1], "y")
     ab = np.dot(a, b)
     ab_value = float(getval(ab))
     if ab_value <= -1.0:
@@ -199,12 +221,15 @@ def planar_inverse(params, y, max_iter=200):
             f"params violate the invertibility condition a^T b > -1 (a^T b = {ab_value:.6g}): "
             "the layer is not a diffeomorphism (use planar_constrain)"
         )
-    target = y @ b + c  # = s + tanh(s) a^T b
-    s0 = _bisect_root(onp.asarray(getval(target), dtype=onp.float64), ab_value, max_iter)
-    sech2 = 1.0 - onp.tanh(s0) ** 2
-    s = s0 - (s0 + onp.tanh(s0) * ab - target) / (1.0 + sech2 * ab)  # Newton step (traced)
-    x = y - np.tanh(s)[:, None] * a
-    return x, -planar_log_det(params, x)
+    with onp.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        target = y @ b + c  # = s + tanh(s) a^T b
+        _finite(getval(target), "b^T y + c", params, y=y)
+        s0 = _bisect_root(onp.asarray(getval(target), dtype=onp.float64), ab_value, max_iter)
+        sech2 = 1.0 - onp.tanh(s0) ** 2
+        s = s0 - (s0 + onp.tanh(s0) * ab - target) / (1.0 + sech2 * ab)  # Newton step (traced)
+        x = y - np.tanh(s)[:, None] * a
+        log_det_inv = -_log_det(a, b, c, x)
+    return _finite(x, "phi^{-1}(y)", params, y=y), _finite(log_det_inv, "log |det J_{phi^{-1}}(y)|", params, y=y)
 
 
 def planar_collision(params):
@@ -230,14 +255,18 @@ def planar_collision(params):
         ValueError: ``a^T b >= -1``; then the layer is injective and no collision exists.
     """
     a, b, c = (onp.asarray(getval(v), dtype=onp.float64) for v in _check_params(params))
-    kappa = -float(a @ b)
+    with onp.errstate(over="ignore", invalid="ignore"):
+        kappa = -float(a @ b)
+    _finite(kappa, "a^T b", params)
     if kappa <= 1.0:
-        raise ValueError(f"the layer is injective: a^T b = {-kappa:.6g} >= -1, no two points share an image")
+        raise ValueError(f"params: the layer is injective (a^T b = {-kappa:.6g} >= -1), no two points share an image")
     g = lambda tau: tau - onp.tanh(kappa * tau)  # noqa: E731
     # g < 0 just right of 0 (slope 1 - kappa) and g(1) = 1 - tanh(kappa) > 0
     lo = min(0.5 * onp.sqrt(3.0 * (kappa - 1.0)), 0.5)
     if not g(lo) < 0:
-        raise ValueError(f"a^T b = {-kappa!r} is too close to -1 to resolve two preimages in float64")
+        raise ValueError(f"params: a^T b = {-kappa!r} is too close to -1 to resolve two preimages in float64")
     tau = brentq(g, lo, 1.0, xtol=1e-15, rtol=4 * onp.finfo(float).eps)
-    p = -c * b / (b @ b)
-    return onp.stack([p + tau * a, p - tau * a]), p[None, :]
+    with onp.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        p = -c * b / (b @ b)
+        x = onp.stack([p + tau * a, p - tau * a])
+    return _finite(x, "the colliding points", params), _finite(p[None, :], "their image", params)
