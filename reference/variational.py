@@ -56,7 +56,7 @@ from autograd.tracer import getval
 
 from ._validate import _describe, as_points, check_callable, check_finite_number, check_positive_int, check_rng
 from .flows.chain import chain_forward, chain_inverse, realnvp_forward, realnvp_inverse
-from .flows.coupling import check_permutation
+from .flows.coupling import _check_permutation
 from .flows.planar import PLANAR_MARGIN, planar_constrain, planar_forward, planar_inverse
 from .nn import ACTIVATIONS, mlp_apply, mlp_init
 from .train import FlatAdam, flatten_params, minibatch_indices
@@ -948,7 +948,7 @@ def realnvp_posterior(base, params, perms=None):
     if perms is not None:
         if not isinstance(perms, (list, tuple)) or len(perms) != len(raw):
             raise ValueError(f"perms must hold one permutation per coupling layer ({len(raw)}), got {perms!r}")
-        perms = [check_permutation(p, d, f"perms[{k}]") for k, p in enumerate(perms)]
+        perms = [_check_permutation(p, d, f"perms[{k}]") for k, p in enumerate(perms)]
     return FlowPosterior(base, partial(realnvp_forward, params, perms=perms), partial(realnvp_inverse, params, perms=perms))
 
 
