@@ -18,7 +18,10 @@ From Python: ``grade("rk4_step", "my_work/rk4_step.py")`` returns a ``Grade``
 """
 
 import os
+import warnings
 from dataclasses import dataclass
+
+import numpy as np
 
 from . import graders
 from ._load import UsageError, Watched, load_function
@@ -196,7 +199,10 @@ def grade_function(name, fn, source=None, path=None):
     if not callable(fn):
         raise UsageError(f"{name}: expected a function, got {type(fn).__name__}")
     watched = Watched(fn, path or getattr(getattr(fn, "__code__", None), "co_filename", ""), exercise.name)
-    reports = tuple(exercise.grader(watched))
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        # a wrong function overflows, divides by zero, ...: every figure is checked for finiteness instead
+        warnings.simplefilter("ignore", RuntimeWarning)
+        reports = tuple(exercise.grader(watched))
     return Grade(exercise, source or getattr(fn, "__name__", repr(fn)), reports, watched.first_error)
 
 

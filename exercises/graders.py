@@ -1,4 +1,4 @@
-"""One grader per exercise: the student's function in, the reports that judge it out  [lecture: Normalizing Flows]
+"""One grader per exercise: the student's function in, the reports that judge it out
 
 Where a checker of ``reference.testing`` covers the exercise, the grader hands it the
 student's function (inside a short harness where the function is one piece of a larger
@@ -19,7 +19,7 @@ import math
 
 import autograd.numpy as anp
 import numpy as np
-from autograd import grad, value_and_grad
+from autograd import make_vjp, value_and_grad
 from autograd.tracer import getval
 
 from reference.flows.coupling import coupling_forward, coupling_init, coupling_scale, coupling_translation
@@ -557,23 +557,33 @@ _CFM_ADVICE = {
                                  "(t of shape (n,))",
     "t not drawn from U[0, 1]": "the times are not uniform on [0, 1]: t = rng.uniform(0, 1, n)",
     "x0 not drawn from N(0, I)": "the noise is not standard normal: x0 = rng.standard_normal((n, d))",
+    "loss returned after the update": "the loss returned is L(theta_new): return L(theta), the loss at the "
+                                      "parameters the gradient was taken at (the value of value_and_grad)",
     "not reproducible from rng": "two calls with generators of the same seed give different steps: draw every random "
                                  "number from rng (not from numpy.random or a generator of your own)",
 }
 
 
-def _cfm_gradients(model, theta, x_t, t, x1):
-    """The reference's loss and gradient on the student's batch, and the gradients of the usual wrong targets."""
-    n, d = x1.shape
+def _cfm_reference(model, theta, x_t, t, x1):
+    """``reference.losses.cfm_loss`` on the student's batch and its autograd gradient, and the batch's noise x0."""
     x0 = (x_t - t[:, None] * x1) / (1.0 - t)[:, None]  # the noise of the linear path that puts x_t here
     path = LinearInterpolationPath()
     value, g_ref = value_and_grad(lambda th: cfm_loss(lambda x, s: model.apply(th, x, s), path, t, (x0, x1), x_t))(
         theta)
+    return float(value), g_ref, x0
+
+
+def _cfm_alternatives(model, theta, x_t, t, x1, x0, g_ref):
+    """The gradients of the usual wrong steps on the same batch.
+
+    A regression on a target T has the gradient (2/n) J^T (v - T) (J the Jacobian of the
+    network's outputs in theta): one vector-Jacobian product per target.
+    """
+    n, d = x1.shape
+    vjp, out = make_vjp(lambda th: model.apply(th, x_t, t))(theta)
 
     def regression(target):
-        return grad(lambda th: anp.mean(anp.sum((model.apply(th, x_t, t) - target) ** 2, axis=1)))(theta)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        x0_rev = (x_t - (1.0 - t)[:, None] * x1) / t[:, None]  # the noise if x_t = t x0 + (1 - t) x1
+        return vjp(2.0 / n * (out - target))
     alternatives = {
         "sign flipped": regression(x0 - x1),
         "regresses on x1, not on u_cond = x1 - x0": regression(x1),
@@ -582,9 +592,10 @@ def _cfm_gradients(model, theta, x_t, t, x1):
     }
     if d > 1:
         alternatives["loss averaged over coordinates too"] = g_ref / d
-    if np.all(np.isfinite(x0_rev)):
+    if np.all(t > 0):
+        x0_rev = (x_t - (1.0 - t)[:, None] * x1) / t[:, None]  # the noise if x_t = t x0 + (1 - t) x1
         alternatives["reversed time convention"] = (regression(x0_rev - x1), regression(x1 - x0_rev))
-    return float(value), g_ref, x0, alternatives
+    return alternatives
 
 
 def _cfm_case(rec, fn, d, n_steps, n, lr, pooled):
@@ -630,9 +641,8 @@ def _cfm_case(rec, fn, d, n_steps, n, lr, pooled):
             rec.fail(f"cfm_step called v with t outside [0, 1) or non-finite x_t {where}")
             cases.append({"ok": False, "matches": {"t not drawn from U[0, 1]"} if np.all(np.isfinite(x_t)) else set(),
                           "defined": {"t not drawn from U[0, 1]"}})
-            theta = theta_new
             continue
-        value, g_ref, x0, alternatives = _cfm_gradients(model, theta, x_t, t, x1)
+        value, g_ref, x0 = _cfm_reference(model, theta, x_t, t, x1)
         g = (theta - theta_new) / lr
         scale = np.max(np.abs(g_ref))
         err = np.max(np.abs(g - g_ref)) / scale
@@ -641,22 +651,31 @@ def _cfm_case(rec, fn, d, n_steps, n, lr, pooled):
                               "(reference.losses.cfm_loss on your batch, differentiated by autograd)",
                          fail=f"{where} the step is not theta - lr grad L_CFM on the batch it drew (relative error "
                               f"{err:.3g})")
-        matches = set()
-        for label, alt in alternatives.items():
-            for a in (alt if isinstance(alt, tuple) else (alt,)):
-                if np.max(np.abs(g - a)) <= 1e-6 * max(scale, np.max(np.abs(a))):
-                    matches.add(label)
-        if ok:
-            rec.measure(f"loss_d{d}_step{step + 1}", abs(loss - value) / (1.0 + abs(value)), 1e-8,
-                        what=f"|loss - L_CFM(theta) on the batch| / (1 + L_CFM) {where}",
-                        fail=f"{where} the loss returned ({loss:.6g}) is not the minibatch CFM loss at theta "
-                             f"({value:.6g})")
+        matches, defined = set(), set()
+        if not ok:
+            alternatives = _cfm_alternatives(model, theta, x_t, t, x1, x0, g_ref)
+            defined = set(alternatives)
+            for label, alt in alternatives.items():
+                for a in (alt if isinstance(alt, tuple) else (alt,)):
+                    if np.max(np.abs(g - a)) <= 1e-6 * max(scale, np.max(np.abs(a))):
+                        matches.add(label)
+        else:
+            loss_ok = rec.measure(f"loss_d{d}_step{step + 1}", abs(loss - value) / (1.0 + abs(value)), 1e-8,
+                                  what=f"|loss - L_CFM(theta) on the batch| / (1 + L_CFM) {where}",
+                                  fail=f"{where} the loss returned ({loss:.6g}) is not the minibatch CFM loss at "
+                                       f"theta ({value:.6g})")
+            if not loss_ok:
+                after = float(cfm_loss(lambda x, s: model.apply(theta_new, x, s), LinearInterpolationPath(), t,
+                                       (x0, x1), x_t))
+                cases.append({"ok": False, "defined": {"loss returned after the update"},
+                              "matches": {"loss returned after the update"} if abs(loss - after) <= 1e-8 * (
+                                  1.0 + abs(after)) else set()})
             x0s.append(x0)
         ts.append(t)
-        cases.append({"ok": ok, "matches": matches, "defined": set(alternatives)})
+        cases.append({"ok": ok, "matches": matches, "defined": defined})
         if step == 0:
             first_result = (theta.copy(), x1, seed, theta_new)
-        theta = theta_new
+        theta = theta - lr * g_ref  # the right step: what comes next does not depend on this step's mistake
 
     # the same seed must give the same step
     if first_result is not None:

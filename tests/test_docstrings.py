@@ -18,7 +18,7 @@ MODULES = [
     "reference.distributions", "reference.autodiff", "reference.change_of_variables", "reference.flows.planar",
     "reference.flows.coupling", "reference.flows.chain", "reference.nn", "reference.ode", "reference.cnf",
     "reference.bridge", "reference.continuity", "reference.paths", "reference.marginal", "reference.oracles",
-    "reference.losses", "reference.train", "reference.ot", "reference.metrics",
+    "reference.losses", "reference.train", "reference.ot", "reference.metrics", "exercises.graders",
 ]
 
 EQUATIONS = {"1", "2", "3", "4", "5", "9", "10", "11"}  # the lecture numbers these (and no others)

@@ -14,7 +14,7 @@ def divergence(u, x, t, h=1e-5):
     return total
 
 
-def cnf_log_likelihood(u, x, n_steps=32):
+def cnf_log_likelihood(u, x, n_steps=16):
     """log p1(x) = log p0(x(0)) - int_0^1 div u(x(t), t) dt, with x(1) = x  [lecture: Continuous Normalizing Flows]
 
     Solve d/dt [x, l] = [u(x, t), div u(x, t)] from t = 1 back to t = 0 by RK4, starting

@@ -36,7 +36,7 @@ def cnf_log_likelihood(u, x):
 
     Integrate the pair [x, l] with d/dt [x, l] = [u(x, t), div u(x, t)] from t = 1, where
     [x, l] = [x, 0], back to t = 0 (negative steps): then x(0) is where the point came
-    from, and l = int_1^0 div u dt = -int_0^1 div u dt. Use RK4 with 32 steps (or your
+    from, and l = int_1^0 div u dt = -int_0^1 div u dt. Use RK4 with 16 steps (or your
     rk4_step); log p0(z) = -|z|^2 / 2 - d/2 log(2 pi).
 
     Graded by reference.testing.check_log_likelihood: closed forms and an accurate CNF
