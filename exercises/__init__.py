@@ -25,6 +25,7 @@ import numpy as np
 
 from . import graders
 from ._load import UsageError, Watched, load_function
+from ._report import fmt
 
 __all__ = ["EXERCISES", "Exercise", "Grade", "UsageError", "grade", "grade_function", "template_path",
            "solution_path"]
@@ -89,8 +90,9 @@ EXERCISES = {e.name: e for e in (
     Exercise("linear_path", ("x0", "x1", "t"), "Flow Matching", "Example 1",
              "x_t = (1 - t) x0 + t x1 and u_cond = x1 - x0",
              "check_conditional_path against reference.paths.LinearInterpolationPath()", graders.grade_linear_path),
-    Exercise("conical_path", ("x1", "t", "eps"), "Flow Matching", "Example 2 (see the README's erratum 1)",
-             "a sample x = t x1 + (1 - t) eps of N(t x1, (1 - t)^2 I) and u_cond(x, t, x1) = (x1 - x) / (1 - t)",
+    Exercise("conical_path", ("x1", "t", "eps"), "Flow Matching", "Example 2",
+             "a sample x = t x1 + (1 - t) eps of N(t x1, (1 - t)^2 I) and u_cond(x, t, x1) = (x1 - x) / (1 - t) "
+             "(the summary table's sign: the README's erratum 1)",
              "check_conditional_path against reference.paths.ConicalGaussianPath()", graders.grade_conical_path),
     Exercise("posterior_weights", ("x", "t", "x1"), "Flow Matching", "Theorem 1, eq. (10)",
              "w_ij = p(x_i | t_i, z_j) / sum_k p(x_i | t_i, z_k) for the conical path, stable far from the data",
@@ -172,15 +174,30 @@ class Grade:
             return "\n".join(lines)  # the reports only repeat that it raised
         for r in self.reports:
             lines.append("")
-            if r.passed and not verbose:
-                lines.append(f"{r.name}: PASSED")
-                lines.append(r.message)
-            else:
-                lines.append(str(r))
+            lines.append(str(r) if verbose else _brief(r))
         return "\n".join(lines)
 
     def __str__(self):
         return self.format()
+
+
+def _brief(report):
+    """A report without the figures that met their bounds (``--verbose`` prints them all)."""
+    if report.passed:
+        return f"{report.name}: PASSED\n{report.message}"
+    lines = [f"{report.name}: FAILED", report.message]
+    bad = [m for m in report.measurements if not m.ok]
+    if bad:
+        width = max(len(m.name) for m in bad)
+        lines.append("")
+        for m in bad:
+            bound = "" if m.bound is None else f" {m.op} {fmt(m.bound)}"
+            lines.append(f"  !! {m.name.ljust(width)}  {fmt(m.value)}{bound}   {m.what}")
+    lines += [f"  note: {note}" for note in report.notes]
+    hidden = len(report.measurements) - len(bad)
+    if hidden:
+        lines.append(f"  ({hidden} other figures met their bounds: --verbose prints them, and what was covered)")
+    return "\n".join(lines)
 
 
 def grade_function(name, fn, source=None, path=None):

@@ -14,14 +14,15 @@ import numpy as np
 
 from reference.testing import CheckReport, Measurement
 
-__all__ = ["Recorder", "Stop", "call", "as_float_array"]
+__all__ = ["Recorder", "Stop", "call", "as_float_array", "fmt"]
 
 
 class Stop(Exception):
     """Ends a grader's check with the failures recorded so far."""
 
 
-def _fmt(v):
+def fmt(v):
+    """A figure as the reports print it."""
     v = float(v)
     if not math.isfinite(v) or v == 0:
         return str(v) if v != 0 else "0"
@@ -43,7 +44,7 @@ class Recorder:
         m = Measurement(name, value, None if bound is None else float(bound), op, what)
         self.measurements.append(m)
         if not m.ok:
-            self.fail(fail or f"{what or name}: measured {_fmt(value)}, must be {op} {_fmt(bound)}")
+            self.fail(fail or f"{what or name}: measured {fmt(value)}, must be {op} {fmt(bound)}")
         return m.ok
 
     def fail(self, sentence):

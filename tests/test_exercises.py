@@ -275,3 +275,17 @@ def test_grade_raises_usage_error_from_python(tmp_path):
         grade("euler", tmp_path / "missing.py")
     with pytest.raises(UsageError, match="no exercise named"):
         grade("Euler", solution_path("euler"))
+
+
+def test_a_failing_report_shows_the_figures_that_missed_and_verbose_shows_all(cli, tmp_path):
+    wrong = _mutate("rk4_step", [("k4 = u(x + h * k3, t + h)", "k4 = u(x + h * k3, t + h / 2)")], tmp_path)
+    _, brief, _ = cli("grade", "rk4_step", wrong)
+    _, verbose, _ = cli("grade", "rk4_step", wrong, "--verbose")
+    assert "!! order_P2 " in brief and "order_P1 " not in brief and "--verbose prints them" in brief
+    assert "!! order_P2 " in verbose and "order_P1 " in verbose and "covered:" in verbose
+
+
+def test_the_readme_lists_every_exercise_with_its_section_and_signature():
+    text = open(os.path.join(os.path.dirname(exercises.__file__), "README.md")).read()
+    for e in EXERCISES.values():
+        assert f"| `{e.name}` | {e.section} | `{e.signature}`" in text, e.name
