@@ -30,6 +30,8 @@ MISTAKES = [
     ("change_of_variables", [("log_p0 + log_abs_det", "log_p0")], {"log-det missing"}, "log-det left out"),
     ("change_of_variables", [(" - 0.5 * d * np.log(2 * np.pi)", "")],
      {"base log-density without its constant -d/2 log(2 pi)"}, "base density without its constant"),
+    slow("change_of_variables", [("0.5 * d * np.log(2 * np.pi)", "np.log(2 * np.pi)")],
+         {"base log-density constant of d = 2 (-log(2 pi) for every d)"}, "the 2-D constant in every d"),
     ("change_of_variables", [("_, log_abs_det = np.linalg.slogdet(J)", "log_abs_det = np.log(np.linalg.det(J))")],
      {"log det J without the absolute value"}, "log det instead of log |det|"),
     ("change_of_variables", [("J[:, :, j] = (inverse(x + e) - inverse(x - e)) / (2 * h)",
