@@ -77,6 +77,14 @@ MISTAKES = [
      "probe of ones"),
     ("hutchinson", [("rng.choice([-1.0, 1.0], size=x.shape)", "rng.uniform(-1.0, 1.0, size=x.shape)")],
      {"probes not normalised"}, "uniform probes"),
+    pytest.param(
+        "hutchinson", [("np.sum(eps * jacobian_vector_product(u, x, t, eps), axis=1)",
+                        "np.sum(jacobian_vector_product(u, x, t, eps), axis=1)")], set(), "eps^T left out",
+        marks=pytest.mark.xfail(strict=True, reason=(
+            "check_divergence_estimator names 1^T J eps (mean 0) 'probes not normalised', whose advice (the estimate "
+            "is a multiple of the trace: probes need E[eps eps^T] = I) does not fit: the probes are Rademacher and "
+            "the left eps^T is missing; its test accepts any mean = ratio * trace with |ratio - 1| > 0.05, ratio 0 "
+            "included"))),
     ("cnf_log_likelihood", [("return log_p0 + l", "return log_p0 - l")], {"divergence sign flipped"},
      "divergence added"),
     slow("cnf_log_likelihood", [("return log_p0 + l", "return log_p0")], {"divergence missing"}, "divergence left out"),
