@@ -169,7 +169,7 @@ class Grade:
             elif self.error is None:
                 lines.append("No known mistake fits: the reports below say what was measured and what failed.")
             if self.error is not None:
-                lines += ["", f"Your function raised {self.error[0]} (the first time shown):", self.error[1]]
+                lines += ["", f"Your function raised {self.error[0]} (the first time it did):", self.error[1]]
         if self.error is not None and self.error[0] == "NotImplementedError":
             return "\n".join(lines)  # the reports only repeat that it raised
         for r in self.reports:
