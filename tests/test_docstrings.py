@@ -26,6 +26,7 @@ MODULES = [
     "reference.flows.coupling", "reference.flows.chain", "reference.nn", "reference.ode", "reference.cnf",
     "reference.bridge", "reference.continuity", "reference.paths", "reference.marginal", "reference.oracles",
     "reference.losses", "reference.train", "reference.ot", "reference.metrics", "reference.variational",
+    "exercises.graders",
 ]
 
 KIND_WORDS = {"eq": "equations", "eqs": "equations", "Fig": "figures", "Figs": "figures", "Figure": "figures",

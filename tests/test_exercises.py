@@ -1,0 +1,301 @@
+"""The graded exercises: reference solutions pass, typical wrong answers fail with their own names.
+
+Each wrong answer is the reference solution with a line or two changed the way students
+change them (a sign, a time, a missing term, a normalisation over the wrong axis, ...),
+written to a file and graded through the same path as a student's file; it must fail
+and be named exactly (no other mistake's name). The command line is tested for its exit
+statuses: 0 passed, 1 failed, 2 cannot be graded.
+"""
+
+import os
+import re
+
+import pytest
+
+import exercises
+from exercises import EXERCISES, UsageError, grade, solution_path, template_path
+from exercises.__main__ import main
+
+
+
+def slow(*values):
+    """A wrong answer whose test runs with ``-m slow`` only (the default suite keeps one of each kind)."""
+    return pytest.param(*values, marks=pytest.mark.slow)
+
+
+# (exercise, [(text of the solution, replacement), ...], the names the grade must give, what the student did)
+MISTAKES = [
+    ("change_of_variables", [("log_p0 + log_abs_det", "log_p0 - log_abs_det")], {"log-det sign flipped"},
+     "log-det subtracted"),
+    ("change_of_variables", [("log_p0 + log_abs_det", "log_p0")], {"log-det missing"}, "log-det left out"),
+    ("change_of_variables", [(" - 0.5 * d * np.log(2 * np.pi)", "")],
+     {"base log-density without its constant -d/2 log(2 pi)"}, "base density without its constant"),
+    slow("change_of_variables", [("0.5 * d * np.log(2 * np.pi)", "np.log(2 * np.pi)")],
+         {"base log-density constant of d = 2 (-log(2 pi) for every d)"}, "the 2-D constant in every d"),
+    ("change_of_variables", [("_, log_abs_det = np.linalg.slogdet(J)", "log_abs_det = np.log(np.linalg.det(J))")],
+     {"log det J without the absolute value"}, "log det instead of log |det|"),
+    ("change_of_variables", [("J[:, :, j] = (inverse(x + e) - inverse(x - e)) / (2 * h)",
+                              "J[:, :, j] = (inverse(z + e) - inverse(z - e)) / (2 * h)")],
+     {"log-det evaluated at T^{-1}(x), not at x"}, "Jacobian taken at z"),
+    ("realnvp_inverse", [("-np.sum(scale, axis=1)", "np.sum(scale, axis=1)")], {"inverse log-det sign flipped"},
+     "log-det sign flipped"),
+    ("realnvp_inverse", [("-np.sum(scale, axis=1)", "np.zeros(len(y))")], {"inverse log-det missing"},
+     "log-det missing"),
+    ("realnvp_inverse", [("-np.sum(scale, axis=1)", "-scale")], {"log-det not summed over coordinates"},
+     "log-scales not summed"),
+    # exp(+s): the x is wrong, and -sum(s) is then the wrong log-det for the map written, so both are named
+    ("realnvp_inverse", [("np.exp(-scale)", "np.exp(scale)")],
+     {"scale not inverted", "inverse log-det sign flipped"}, "exp(s) for exp(-s)"),
+    ("realnvp_inverse", [("(y2 - t(y1)) * np.exp(-scale)", "y2 * np.exp(-scale) - t(y1)")],
+     {"translation removed after the scaling"}, "translation after scaling"),
+    ("euler", [("u(x, t0 + k * h)", "u(x, t0)")], {"time not advanced"}, "time not advanced (summary table)"),
+    ("euler", [("x = x + h * u(x, t0 + k * h)", "x += h * u(x, t0 + k * h)")],
+     {"writes into its input x0", "returns a view of its input x0"}, "in place"),
+    ("euler", [("h = (t1 - t0) / n_steps\n    x = x0\n    for k in range(n_steps):\n        x = x + h * u(x, t0 + k * h)",
+                "import numpy as np\n    ts = np.linspace(t0, t1, n_steps)\n    x = x0\n"
+                "    for s, s_next in zip(ts[:-1], ts[1:]):\n        x = x + (s_next - s) * u(x, s)")],
+     {"takes n_steps - 1 steps", "returns a view of its input x0"}, "linspace: n_steps - 1 steps"),
+    ("euler", [("    h = (t1 - t0) / n_steps\n", "    h = abs(t1 - t0) / n_steps\n")], {"no reverse-time integration"},
+     "no negative steps"),
+    pytest.param(
+        "euler", [("u(x, t0 + k * h)", "u(x, t1 - k * h)")], {"time runs the wrong way"}, "time reversed",
+        marks=pytest.mark.xfail(strict=True, reason=(
+            "check_ode_solver names an Euler solver that evaluates u at t0 + t1 - t 'stage at the wrong time': its "
+            "'time runs the wrong way' test needs the error against the reversed-time solution below 0.1 x the error "
+            "against the true one at the finest n, which a first-order method misses on P2 (1.12e-2 against 0.1 x "
+            "1.10e-1 at n = 48), and P3 (Riccati on [0, 1]) cannot show a reversal at t = 1"))),
+    ("rk4_step", [("k4 = u(x + h * k3, t + h)", "k4 = u(x + h * k3, t + h / 2)")], {"stage at the wrong time"},
+     "last stage at t + h/2"),
+    ("rk4_step", [("k2 = u(x + h / 2 * k1, t + h / 2)", "k2 = u(x + h / 2 * k1, t)")], {"stage at the wrong time"},
+     "second stage at t"),
+    ("rk4_step", [("h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)", "h / 4 * (k1 + k2 + k3 + k4)")], {"order 2, not 4"},
+     "equal weights"),
+    ("hutchinson", [("return np.sum(", "return -np.sum(")], {"sign flipped"}, "sign flipped"),
+    ("hutchinson", [("jacobian_vector_product(u, x, t, eps)", "jacobian_vector_product(u, x, 1 - t, eps)")],
+     {"time reversed"}, "field at 1 - t"),
+    ("hutchinson", [("rng.choice([-1.0, 1.0], size=x.shape)", "np.ones(x.shape)")], {"sums all Jacobian entries"},
+     "probe of ones"),
+    ("hutchinson", [("rng.choice([-1.0, 1.0], size=x.shape)", "rng.uniform(-1.0, 1.0, size=x.shape)")],
+     {"probes not normalised"}, "uniform probes"),
+    pytest.param(
+        "hutchinson", [("np.sum(eps * jacobian_vector_product(u, x, t, eps), axis=1)",
+                        "np.sum(jacobian_vector_product(u, x, t, eps), axis=1)")], set(), "eps^T left out",
+        marks=pytest.mark.xfail(strict=True, reason=(
+            "check_divergence_estimator names 1^T J eps (mean 0) 'probes not normalised', whose advice (the estimate "
+            "is a multiple of the trace: probes need E[eps eps^T] = I) does not fit: the probes are Rademacher and "
+            "the left eps^T is missing; its test accepts any mean = ratio * trace with |ratio - 1| > 0.05, ratio 0 "
+            "included"))),
+    ("cnf_log_likelihood", [("return log_p0 + l", "return log_p0 - l")], {"divergence sign flipped"},
+     "divergence added"),
+    slow("cnf_log_likelihood", [("return log_p0 + l", "return log_p0")], {"divergence missing"}, "divergence left out"),
+    ("cnf_log_likelihood", [("h = -1.0 / n_steps", "h = 1.0 / n_steps"), ("t = 1.0 + k * h", "t = k * h"),
+                            ("return log_p0 + l", "return log_p0 - l")],
+     {"time reversed (x pushed forwards to t = 1)"}, "pushed forwards from t = 0"),
+    slow("cnf_log_likelihood", [(" - 0.5 * d * np.log(2 * np.pi)", "")],
+     {"base log-density without its constant -d/2 log(2 pi)"}, "base density without its constant"),
+    ("linear_path", [("return (1 - t) * x0 + t * x1, x1 - x0", "return t * x0 + (1 - t) * x1, x0 - x1")],
+     {"reversed time convention"}, "data at t = 0"),
+    ("linear_path", [("return (1 - t) * x0 + t * x1, x1 - x0", "return (1 - t) * x0 + t * x1, x0 - x1")],
+     {"velocity sign flipped"}, "velocity x0 - x1"),
+    ("conical_path", [("return x, (x1 - x) / (1 - t)", "return x, (x - x1) / (1 - t)")], {"velocity sign flipped"},
+     "the text's sign (erratum 1)"),
+    ("conical_path", [("return x, (x1 - x) / (1 - t)", "return x, (x1 - x) / (1 - t).clip(0.01)")],
+     {"velocity wrong only near t = 1"}, "1 - t clamped"),
+    ("conical_path", [("x = t * x1 + (1 - t) * eps", "x = (1 - t) * x1 + t * eps"),
+                      ("return x, (x1 - x) / (1 - t)", "return x, (eps - x) / (1 - t)")],
+     {"reversed time convention"}, "data at t = 0"),
+    ("posterior_weights", [("return w / np.sum(w, axis=1, keepdims=True)", "return w")], {"weights not normalised"},
+     "not normalised"),
+    ("posterior_weights", [("return w / np.sum(w, axis=1, keepdims=True)",
+                            "return w / np.sum(w, axis=0, keepdims=True)")],
+     {"weights normalised over the wrong axis"}, "normalised over the points"),
+    ("posterior_weights", [("    log_p = log_p - np.max(log_p, axis=1, keepdims=True)\n", "")],
+     {"weights underflow far from the data"}, "no log-sum-exp"),
+    slow("posterior_weights", [("w = np.exp(log_p)", "w = np.exp(0 * log_p)")], {"uniform weights"}, "uniform"),
+    ("cfm_step", [("u_cond = x1 - x0\n", "u_cond = x0 - x1\n")], {"sign flipped"}, "target x0 - x1"),
+    ("cfm_step", [("u_cond = x1 - x0\n", "u_cond = x1\n")], {"regresses on x1, not on u_cond = x1 - x0"},
+     "target x1"),
+    slow("cfm_step", [("x_t = (1 - t)[:, None] * x0 + t[:, None] * x1", "x_t = t[:, None] * x0 + (1 - t)[:, None] * x1")],
+     {"reversed time convention"}, "data at t = 0"),
+    slow("cfm_step", [("np.mean(np.sum((v(theta, x_t, t) - u_cond) ** 2, axis=1))", "np.mean((v(theta, x_t, t) - u_cond) ** 2)")],
+     {"loss averaged over coordinates too"}, "mean over coordinates"),
+    ("cfm_step", [("t = rng.uniform(0.0, 1.0, size=n)", "t = np.random.default_rng(0).uniform(0.0, 1.0, size=n)")],
+     {"t not resampled at each step"}, "t drawn once"),
+    slow("cfm_step", [("x0 = rng.standard_normal((n, d))", "x0 = np.random.default_rng(0).standard_normal((n, d))")],
+     {"x0 not resampled at each step"}, "x0 drawn once"),
+    slow("cfm_step", [("t = rng.uniform(0.0, 1.0, size=n)", "t = np.full(n, rng.uniform())")],
+     {"one t for the whole batch"}, "one t per batch"),
+    slow("cfm_step", [("t = rng.uniform(0.0, 1.0, size=n)", "t = rng.uniform(0.0, 0.5, size=n)")],
+     {"t not drawn from U[0, 1]"}, "t on [0, 1/2]"),
+    slow("cfm_step", [("x0 = rng.standard_normal((n, d))", "x0 = rng.uniform(-1.0, 1.0, (n, d))")],
+     {"x0 not drawn from N(0, I)"}, "uniform noise"),
+    slow("cfm_step", [("t = rng.uniform(0.0, 1.0, size=n)", "t = np.random.uniform(0.0, 1.0, size=n)")],
+     {"not reproducible from rng"}, "global random state"),
+    slow("cfm_step", [("return theta - lr * g, value", "return theta + lr * g, value")], {"update goes uphill"},
+     "gradient ascent"),
+    slow("cfm_step", [("return theta - lr * g, value", "return theta - lr * g, loss(theta - lr * g)")],
+     {"loss returned after the update"}, "loss after the update"),
+]
+
+
+def _mistake_id(p):
+    values = p.values if hasattr(p, "values") else p
+    return f"{values[0]}: {values[3]}"
+
+
+def _mutate(name, edits, folder):
+    """The reference solution of ``name`` with ``edits`` applied, as a student's file in ``folder``."""
+    text = open(solution_path(name)).read()
+    for old, new in edits:
+        assert text.count(old) == 1, f"{name}: {old!r} must occur once in the solution (it occurs {text.count(old)})"
+        text = text.replace(old, new)
+    path = os.path.join(folder, f"{name}.py")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_the_reference_solution_passes(name):
+    result = grade(name, solution_path(name))
+    assert result.passed, result.format(verbose=True)
+    assert result.diagnosis == () and result.error is None
+
+
+@pytest.mark.parametrize("name, edits, expected, what", MISTAKES, ids=[_mistake_id(p) for p in MISTAKES])
+def test_a_typical_wrong_answer_is_graded_wrong_with_its_own_name(name, edits, expected, what, tmp_path):
+    result = grade(name, _mutate(name, edits, tmp_path))
+    assert not result.passed, f"{what}: passed\n{result.format()}"
+    assert set(result.diagnosis) == expected, f"{what}: named {result.diagnosis}\n{result.format()}"
+    assert result.error is None
+
+
+def test_every_exercise_has_wrong_answers_among_the_tests():
+    covered = {(p.values if hasattr(p, "values") else p)[0] for p in MISTAKES}
+    assert covered == set(EXERCISES)
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_the_template_has_the_signature_the_formula_and_a_todo(name, tmp_path):
+    exercise = EXERCISES[name]
+    text = open(template_path(name)).read()
+    assert f"def {exercise.signature}:" in text
+    assert "raise NotImplementedError" in text
+    assert re.search(r"\[lecture: [^\]]+\]", text)
+    assert f"python -m exercises grade {name} {name}.py" in text
+    # the template is graded as not written yet: it fails, shows the NotImplementedError, names no mistake
+    result = grade(name, template_path(name))
+    assert not result.passed and result.error[0] == "NotImplementedError" and result.diagnosis == ()
+    assert "not written yet" in result.format()
+
+
+def test_a_function_that_raises_is_graded_wrong_and_its_traceback_is_shown(tmp_path):
+    path = _mutate("rk4_step", [("k4 = u(x + h * k3, t + h)", "k4 = u(x + h * k3, t + h)[:, :1] @ h")], tmp_path)
+    result = grade("rk4_step", path)
+    assert not result.passed
+    text = result.format()
+    assert "Your function raised" in text and path in text and "k4 = u(x + h * k3, t + h)[:, :1] @ h" in text
+    # the traceback starts in the student's file: no frame of the grader or the checker before it
+    traceback_text = result.error[1]
+    assert "Traceback" in traceback_text and "reference/testing" not in traceback_text.split(path)[0]
+
+
+def test_grade_function_grades_a_function_object():
+    from exercises._load import load_function
+
+    fn = load_function(solution_path("linear_path"), "linear_path", ("x0", "x1", "t"))
+    result = exercises.grade_function("linear_path", fn)
+    assert result and result.passed and bool(result) is True
+    wrong = exercises.grade_function("linear_path", lambda x0, x1, t: fn(x1, x0, t))  # swapped ends
+    assert not wrong and wrong.diagnosis
+
+
+@pytest.fixture
+def cli(capsys):
+    def run(*argv):
+        status = main(list(argv))
+        out, err = capsys.readouterr()
+        return status, out, err
+    return run
+
+
+def test_the_command_line_exits_0_when_the_solution_passes_and_1_when_it_fails(cli, tmp_path):
+    status, out, _ = cli("grade", "conical_path", solution_path("conical_path"))
+    assert status == 0 and "conical_path [lecture: Example 2" in out and "PASSED" in out
+    wrong = _mutate("conical_path", [("return x, (x1 - x) / (1 - t)", "return x, (x - x1) / (1 - t)")], tmp_path)
+    status, out, _ = cli("grade", "conical_path", wrong)
+    assert status == 1 and "FAILED" in out and "Looks like: velocity sign flipped" in out
+
+
+def test_list_names_every_exercise_with_its_section(cli):
+    status, out, _ = cli("list")
+    assert status == 0
+    for e in EXERCISES.values():
+        assert e.name in out and e.section in out
+
+
+def test_start_copies_the_template_and_does_not_overwrite_work(cli, tmp_path):
+    folder = tmp_path / "work"
+    status, out, _ = cli("start", "rk4_step", str(folder))
+    path = folder / "rk4_step.py"
+    assert status == 0 and path.read_text() == open(template_path("rk4_step")).read()
+    path.write_text(open(solution_path("rk4_step")).read())  # the student's work
+    status, _, err = cli("start", "rk4_step", str(folder))
+    assert status == 2 and "already exists" in err
+    assert "raise NotImplementedError" not in path.read_text()
+    status, _, _ = cli("start", "rk4_step", str(folder), "--force")
+    assert status == 0 and "raise NotImplementedError" in path.read_text()
+
+
+@pytest.mark.parametrize("source, message", [
+    ("def rk4_step(u, x, t, h)\n    return x\n", "syntax error"),
+    ("import numpy as np\nnp.no_such_function()\n\ndef rk4_step(u, x, t, h):\n    return x\n",
+     "raised an exception when it was imported"),
+    ("def rk_step(u, x, t, h):\n    return x\n", "defines no function named rk4_step (it defines rk_step)"),
+    ("rk4_step = 3\n", "is not a function"),
+    ("def rk4_step(u, x, t):\n    return x\n", "must take 4 positional argument(s) (u, x, t, h)"),
+    ("def rk4_step(u, x, t, h, order):\n    return x\n", "must take 4 positional argument(s)"),
+])
+def test_a_file_that_cannot_be_graded_exits_2_with_a_message_and_no_raw_traceback(cli, tmp_path, source, message):
+    path = tmp_path / "student.py"
+    path.write_text(source)
+    status, out, err = cli("grade", "rk4_step", str(path))
+    assert status == 2 and message in err and out == ""
+    assert "exercises/_load.py" not in err and "exercises/__main__.py" not in err  # only the student's own frames
+
+
+def test_usage_errors_exit_2(cli, tmp_path):
+    status, _, err = cli("grade", "no_such_exercise", solution_path("euler"))
+    assert status == 2 and "no exercise named 'no_such_exercise'" in err and "rk4_step" in err
+    status, _, err = cli("grade", "euler", str(tmp_path / "missing.py"))
+    assert status == 2 and "no such file" in err
+    status, _, err = cli("grade", "euler", str(tmp_path))
+    assert status == 2 and "is a folder" in err
+    status, _, err = cli("start", "no_such_exercise", str(tmp_path))
+    assert status == 2 and not os.listdir(tmp_path)
+    status, _, _ = cli()
+    assert status == 2
+    with pytest.raises(SystemExit) as exc:  # argparse's own usage errors exit 2 too
+        main(["grade", "euler"])
+    assert exc.value.code == 2
+
+
+def test_grade_raises_usage_error_from_python(tmp_path):
+    with pytest.raises(UsageError, match="no such file"):
+        grade("euler", tmp_path / "missing.py")
+    with pytest.raises(UsageError, match="no exercise named"):
+        grade("Euler", solution_path("euler"))
+
+
+def test_a_failing_report_shows_the_figures_that_missed_and_verbose_shows_all(cli, tmp_path):
+    wrong = _mutate("rk4_step", [("k4 = u(x + h * k3, t + h)", "k4 = u(x + h * k3, t + h / 2)")], tmp_path)
+    _, brief, _ = cli("grade", "rk4_step", wrong)
+    _, verbose, _ = cli("grade", "rk4_step", wrong, "--verbose")
+    assert "!! order_P2 " in brief and "order_P1 " not in brief and "--verbose prints them" in brief
+    assert "!! order_P2 " in verbose and "order_P1 " in verbose and "covered:" in verbose
+
+
+def test_the_readme_lists_every_exercise_with_its_section_and_signature():
+    text = open(os.path.join(os.path.dirname(exercises.__file__), "README.md")).read()
+    for e in EXERCISES.values():
+        assert f"| `{e.name}` | {e.section} | `{e.signature}`" in text, e.name
