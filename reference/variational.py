@@ -1274,8 +1274,9 @@ def fit_elbo(model, params, x, n_steps, n_samples=8, lr=1e-2, lr_final=None, bat
         batches = minibatch_indices(x.shape[0], n_steps, batch_size, rng)
     try:
         theta, unflatten = flatten_params(params)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"params must be a pytree (dicts, lists, tuples) of real arrays, got {_describe(params)}") from err
+    except (TypeError, ValueError) as err:  # the same kind of error, said in fit_elbo's words
+        raise type(err)(f"params must be a pytree (dicts, lists, tuples) of real arrays holding at least one "
+                        f"number, got {_describe(params)}: {err}") from err
     if theta.size == 0 or not onp.all(onp.isfinite(theta)):
         raise ValueError("params must hold at least one number and only finite ones")
     built = model(params)
