@@ -16,8 +16,9 @@ import numbers
 
 import autograd.numpy as np
 import numpy as onp
-from autograd.scipy.special import expit as sigmoid
+from autograd.extend import defjvp, defvjp, primitive
 from autograd.tracer import getval
+from scipy.special import expit
 
 from ._validate import (
     MAX_COUNT,
@@ -31,6 +32,7 @@ from ._validate import (
 )
 
 __all__ = [
+    "sigmoid",
     "silu",
     "ACTIVATIONS",
     "mlp_init",
@@ -40,6 +42,30 @@ __all__ = [
     "mlp_flatten",
     "mlp_unflatten",
 ]
+
+
+def sigmoid(h):
+    """The logistic function  sigmoid(h) = 1 / (1 + exp(-h))  [lecture: Flow Matching In Practice, step 4]
+
+    SciPy's ``expit``, which never overflows; its derivative, for autograd in both modes,
+    is ``sigmoid'(h) = sigmoid(h) (1 - sigmoid(h))``.
+
+    Args:
+        h: an array of any shape (real, finite).
+
+    Returns:
+        an array like ``h``, in ``[0, 1]``.
+    """
+    return _sigmoid(as_real_array(h, "h"))
+
+
+@primitive
+def _sigmoid(h):
+    return expit(h)
+
+
+defvjp(_sigmoid, lambda s, h: lambda g: g * s * (1.0 - s))  # reverse mode: g sigmoid'(h)
+defjvp(_sigmoid, lambda g, s, h: g * s * (1.0 - s))  # forward mode: sigmoid'(h) g
 
 
 def silu(h):
@@ -52,14 +78,13 @@ def silu(h):
 
     Returns:
         an array like ``h``; it never overflows (``silu(h) -> h`` for large ``h``, ``-> 0``
-        for large negative ``h``): ``sigmoid`` is SciPy's ``expit``, which autograd
-        differentiates (``sigmoid' = sigmoid (1 - sigmoid)``).
+        for large negative ``h``).
     """
     return _silu(as_real_array(h, "h"))
 
 
 def _silu(h):
-    return h * sigmoid(h)  # sigmoid(h) = 1 / (1 + exp(-h)), taken where it cannot overflow (scipy's expit)
+    return h * _sigmoid(h)
 
 
 def _relu(h):

@@ -380,6 +380,7 @@ def nn_cases():
     flat_extra = _size_probes("sizes", sizes) + [("sizes", "not theta's", (D + 1, 5, D), ("sizes", "theta"))] + \
         _workspace_probes("workspace")
     return [
+        Case("sigmoid", nn.sigmoid, dict(h=Array(H, shapes=()))),
         Case("silu", nn.silu, dict(h=Array(H, shapes=()))),
         Case("mlp_init", nn.mlp_init, dict(sizes=Fixed((3, 4, 2)), rng=Rng(), zero_last=Flag(False)),
              extra=_size_probes("sizes", (3, 4, 2))),
@@ -1218,6 +1219,8 @@ ACCEPT = {
     ("metrics.mmd2(bandwidth=None)", "x", "|x| ~ *"): Acceptance("scale-free with the median bandwidth", _metric("mmd-median")("x")),
     ("metrics.mmd2(bandwidth=None)", "y", "|x| ~ *"): Acceptance("scale-free with the median bandwidth", _metric("mmd-median")("y")),
     # nn: saturating activations; far inputs and large weights give what the network's formula gives
+    ("nn.sigmoid", "h", "|v| ~ *"): Acceptance("sigmoid(h) -> 1 or -> 0 for large |h|, never overflowing",
+                                               lambda r, v, c: R.close(r, 1 / (1 + np.exp(-R.ld(v))), atol=1e-300)),
     ("nn.silu", "h", "|v| ~ *"): Acceptance("silu(h) -> h or -> 0 for large |h|, never overflowing",
                                             lambda r, v, c: R.close(r, R.ld(v) / (1 + np.exp(-R.ld(v))), atol=1e-300)),
     ("nn.mlp_apply", "*", "*1e*"): Acceptance("the network's formula at any finite input", _mlp_check("mlp_apply")),
