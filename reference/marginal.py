@@ -11,7 +11,7 @@ of p(z) this is the Monte Carlo estimate of eq. (9); for any finite set it is th
 velocity of the mixture (it solves the continuity equation with it exactly).
 
 Everything is computed in log space: with ``l_ij = log p(x_i | t_i, z_j)``,
-``w_ij = exp(l_ij - logsumexp_k l_ik)``, so a point far from every z (where every
+``w_ij = exp(l_ij - max_k l_ik) / sum_k exp(l_ik - max_k l_ik)``, so a point far from every z (where every
 ``p(x | t, z_j)`` underflows to 0) still gets finite weights. The sums run over blocks of
 points, each block with every z, so that a block holds at most about ``chunk_size^2``
 pairs: memory ``O(max(chunk_size^2, m) d + (n + m) d)`` whatever ``n``.
@@ -93,12 +93,18 @@ def _conditional_velocities(x, sched, x0, x1):
     return _gaussian_path_velocity(x[:, None, :], mean, dmean, sched[2][:, None], sched[5][:, None])
 
 
-def _far_rows(x, alpha, beta, x0, x1):
-    """Rows where the point and the means differ in size by 1e12 or more: ``x - mu_j`` rounds to ``x`` or ``-mu_j``."""
+def _imprecise_rows(x, alpha, beta, sigma, x0, x1):
+    """Rows whose ``l_ij`` the float64 differences cannot give to 1e-6: ``eps |x_i - mu_ij|^2 / (2 sigma_i^2) > 1e-6``.
+
+    ``|x - mu|^2`` is computed with a relative error of about ``eps``, so ``l_ij`` with an
+    absolute error of about ``eps |x - mu|^2 / (2 sigma^2)``, and the weights
+    ``exp(l_ij - max_k l_ik)`` with that relative error; it is bounded here by
+    ``|x - mu| <= |x| + max_j |mu_j|``.
+    """
     with onp.errstate(over="ignore"):
         mu_max = onp.abs(alpha) * float(onp.max(onp.abs(x1))) + (0.0 if x0 is None else onp.abs(beta) * float(onp.max(onp.abs(x0))))
-        x_max = onp.max(onp.abs(x), axis=1)
-        return (x_max * 1e-12 > mu_max) | (mu_max * 1e-12 > x_max)
+        reach = (onp.sqrt(onp.sum(x * x, axis=1)) + onp.sqrt(x.shape[1]) * mu_max) / sigma
+        return onp.finfo(onp.float64).eps * reach * reach / 2.0 > 1e-6
 
 
 def _culprits(x, x0, x1):
@@ -114,22 +120,23 @@ def _prepare(path, x, t, z, chunk_size, need_velocity):
     x, t_vec, x0, x1, chunk_size = _check_inputs(path, x, t, z, chunk_size)
     sched = _schedules(path, t_vec, need_velocity)
     x_value = getval(x)
-    far = _far_rows(x_value, getval(sched[0]), getval(sched[1]), x0, x1)
-    if onp.any(far):
-        i = int(onp.flatnonzero(far)[0])
+    imprecise = _imprecise_rows(x_value, *(getval(v) for v in sched[:3]), x0, x1)
+    if onp.any(imprecise):
+        i = int(onp.flatnonzero(imprecise)[0])
         raise ValueError(
-            f"x: point {i} (|x| up to {onp.max(onp.abs(x_value[i])):.3g}) and the means mu_t(z) differ in size by a "
-            f"factor 1e12 or more, so x - mu_t(z) rounds away the z that decide the weights; the fast engine "
-            f"computes such points exactly (outside reference.readable(), when x and t are not differentiated)")
+            f"x: point {i} (|x| up to {onp.max(onp.abs(x_value[i])):.3g}) is too far from the means mu_t(z), in units of "
+            f"sigma_t = {float(getval(sched[2])[i]):.3g}, for the float64 differences x - mu_t(z) to give its weights "
+            f"to 1e-6; the fast engine computes such points exactly (outside reference.readable(), when x and t are "
+            f"not differentiated)")
     return x, t_vec, x0, x1, chunk_size, sched
 
 
 def posterior_weights(path, x, t, z, chunk_size=DEFAULT_CHUNK):
     """Posterior weights  p(z_j | x, t) = p(x | t, z_j) / sum_k p(x | t, z_k)  [lecture: Theorem 1, eq. (9), (10)]
 
-    Computed in log space, ``w_ij = exp(l_ij - logsumexp_k l_ik)`` with
-    ``l_ij = log p(x_i | t_i, z_j)`` (the log-sum-exp shift): every row sums to one and is
-    finite even where all ``p(x | t, z_j)`` underflow.
+    Computed in log space, ``w_ij = exp(l_ij - max_k l_ik) / sum_k exp(l_ik - max_k l_ik)``
+    with ``l_ij = log p(x_i | t_i, z_j)`` (the log-sum-exp shift): every row sums to one
+    and is finite even where all ``p(x | t, z_j)`` underflow.
 
     Args:
         path: a ``GaussianPath`` (``sigma_t > 0`` at the given times).
@@ -150,7 +157,8 @@ def posterior_weights(path, x, t, z, chunk_size=DEFAULT_CHUNK):
     with onp.errstate(all="ignore"):  # an overflow is refused below, by name
         for rows in _blocks(np.shape(x)[0], chunk_size, np.shape(x1)[0]):
             l = _log_likelihoods(x[rows], _take(sched, rows), x0, x1)
-            blocks.append(np.exp(l - logsumexp(l, axis=1, keepdims=True)))
+            e = np.exp(l - np.max(l, axis=1, keepdims=True))  # p(x | t, z_j) up to a factor of the row: the largest is 1
+            blocks.append(e / np.sum(e, axis=1, keepdims=True))
     w = np.concatenate(blocks, axis=0)
     return refuse_non_finite(w, "p(z | x, t)", large=_culprits(getval(x), x0, x1), small={"sigma_t": sched[2]})
 

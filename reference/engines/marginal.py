@@ -25,7 +25,7 @@ squared distances overflow, or where the point and the means differ in size by a
 import numpy as onp
 
 from .._validate import refuse_non_finite
-from ..marginal import DEFAULT_CHUNK, _blocks, _check_inputs, _culprits, _far_rows, _log_likelihoods, _schedules, _take
+from ..marginal import DEFAULT_CHUNK, _blocks, _check_inputs, _culprits, _log_likelihoods, _schedules, _take
 from ..paths import _gaussian_path_velocity
 from .parallel import parallel_map
 
@@ -169,6 +169,14 @@ def _scaled_row(xi, a, b, s, x0, x1):
             lse = -onp.exp(log_k + onp.log(r_min)) + onp.log(e.sum()) + log_norm
         w = e / e.sum()
         return lse, w @ x1, (None if x0 is None else w @ x0), w
+
+
+def _far_rows(x, alpha, beta, x0, x1):
+    """Rows where the point and the means differ in size by 1e12 or more: ``x - mu_j`` rounds to ``x`` or ``-mu_j``."""
+    with onp.errstate(over="ignore"):
+        mu_max = onp.abs(alpha) * float(onp.max(onp.abs(x1))) + (0.0 if x0 is None else onp.abs(beta) * float(onp.max(onp.abs(x0))))
+        x_max = onp.max(onp.abs(x), axis=1)
+        return (x_max * 1e-12 > mu_max) | (mu_max * 1e-12 > x_max)
 
 
 def _fast_marginal(path, x, t, z, chunk_size, need_velocity):
