@@ -410,9 +410,13 @@ def _check_cfm_arguments(data, path, params, batch_size, lr, rng, ot_pairing):
 
 
 def _loss_of_step(compute, k, lr):
-    """``compute()`` (the minibatch loss and its gradient at step ``k``), its failures said with the step and lr."""
+    """``compute()`` (the minibatch loss and its gradient at step ``k``), its failures said with the step and lr.
+
+    BLAS runs on one thread meanwhile: a minibatch's matrices are too small for its threads
+    to pay, and on a machine shared with another process they would spin against it.
+    """
     try:
-        with onp.errstate(over="ignore", invalid="ignore"):
+        with onp.errstate(over="ignore", invalid="ignore"), blas_single_threaded():
             value, g = compute()
     except ValueError as err:
         when = "at the start" if k == 0 else f"after {k} steps of lr = {lr:g}"
@@ -527,7 +531,7 @@ def train_cfm(data, path, n_steps, batch_size=256, hidden=(64, 64, 64), lr=1e-3,
     params0 = velocity_init(data.shape[1], hidden, rng)
     step, current_params = cfm_step(data, path, params0, batch_size, lr, rng, ot_pairing, fused)
     losses = onp.zeros(n_steps)
-    with blas_single_threaded():  # a minibatch's matrices are small: one thread is faster, and shares the machine
+    with blas_single_threaded():  # once for the whole run (each step's own limit then nests for free)
         for k in range(n_steps):
             if callback is None:
                 losses[k] = step()

@@ -25,7 +25,7 @@ from autograd.tracer import getval
 from .._validate import as_points, as_time, refuse_non_finite
 from ..autodiff import value_and_divergence
 from ..nn import _check_flat, _check_mlp, _mlp_unflatten, mlp_flatten, velocity_apply
-from .parallel import parallel_map
+from .parallel import blas_single_threaded, parallel_map
 
 __all__ = ["mlp_apply_flat", "mlp_forward_flat", "velocity_and_divergence_flat", "VelocityNetwork"]
 
@@ -314,7 +314,8 @@ class VelocityNetwork:
         t = as_time(t, n, like="x")
         n_blocks = -(-n // self.BLOCK_ROWS)
         if n_blocks == 1:
-            out = self._forward(x, t, slice(0, n))
+            with blas_single_threaded():  # one block, on this thread: BLAS's own threads would spin, not pay
+                out = self._forward(x, t, slice(0, n))
         else:
             n_blocks += n_blocks % 2  # an even number of equal blocks keeps both threads busy
             edges = [n * i // n_blocks for i in range(n_blocks + 1)]
