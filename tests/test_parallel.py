@@ -167,7 +167,6 @@ def test_the_pool_is_created_once_when_threads_race_for_it(monkeypatch):
     if _parallel.N_WORKERS < 2:
         pytest.skip("one core: parallel_map runs its items in the calling thread")
     monkeypatch.setattr(_parallel, "_pool", None)
-    monkeypatch.setattr(_parallel, "_blas_thread", None)
     monkeypatch.setattr(_parallel, "ThreadPoolExecutor", _SlowPool)
     _SlowPool.made = 0
     results = run_in_threads(*[lambda: _parallel.parallel_map(abs, [1, -2, 3])] * 4)

@@ -8,17 +8,18 @@ thread while our two run, and restores it afterwards, so nothing changes for the
 caller's own NumPy code.
 
 Safe to use from several threads at once. The pool is created once, under a lock. The
-BLAS limit is shared by every ``parallel_map`` running at a time, counted under the same
-lock: the first to start sets BLAS to one thread (remembering the count it found), the
-last to finish restores that count, in whatever order the calls start and end. Every
-change of the limit is made from one thread of this module's own, because recent
-``threadpoolctl`` lets only one thread at a time change OpenBLAS's process-wide count
-(the others' calls do nothing) and releases it when that thread's limits are all undone;
-a limit taken in one caller's thread and restored in another's could be lost. While any
-call runs, BLAS stays at one thread for the whole process (the count is per library, not
-per thread); while the caller's own ``threadpool_limits`` holds the count, it is left as
-the caller set it. A call made from inside one of the pool's workers runs its items in
-that worker, so nested calls cannot wait on each other.
+BLAS limit is shared by every ``parallel_map`` (and ``blas_single_threaded`` block)
+running at a time, counted under the same lock: the first to start sets BLAS to one
+thread (remembering each library's count), the last to finish restores those counts, in
+whatever order the calls start and end, from whichever thread. The counts are set
+directly in each library (``openblas_set_num_threads`` and its kind, found through
+``threadpoolctl``), not through ``threadpoolctl``'s limits: those let only the first
+thread that set a count set it again (for OpenBLAS's process-wide pool), so a count taken
+in one caller's thread and restored in another's would be lost, and going through one
+thread of our own instead costs a thread switch per call. While any call runs, BLAS
+stays at one thread for the whole process (the count is per library, not per thread). A
+call made from inside one of the pool's workers runs its items in that worker, so
+nested calls cannot wait on each other.
 """
 
 import os
@@ -26,6 +27,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
+import numpy  # noqa: F401  (loads NumPy's BLAS, so that the first look for BLAS libraries finds it)
 from threadpoolctl import ThreadpoolController
 
 __all__ = ["N_WORKERS", "parallel_map", "blas_single_threaded"]
@@ -35,10 +37,9 @@ N_WORKERS = min(2, os.cpu_count() or 1)
 
 _lock = threading.Lock()  # guards everything below
 _pool = None
-_blas_thread = None  # one thread that makes every change of the BLAS limit
-_controller = None
-_depth = 0  # parallel_map calls inside the BLAS limit now, over all threads
-_limiter = None  # the limit set by the first of them; the last one restores it
+_blas = None  # [(get, set)] of each BLAS library's process-wide thread count, found once
+_depth = 0  # calls inside the BLAS limit now, over all threads
+_saved = None  # the counts the first of them found; the last one restores them
 _local = threading.local()  # .worker is True in the pool's own threads
 
 
@@ -47,31 +48,53 @@ def _mark_worker():
 
 
 def _get_pool():
-    """The shared pool and BLAS controller, created by the first call (once, whichever thread gets here first)."""
-    global _pool, _blas_thread, _controller
+    """The shared pool, created by the first call (once, whichever thread gets here first)."""
+    global _pool
     with _lock:
         if _pool is None:
-            _controller = ThreadpoolController()
-            _blas_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reference-blas")
-            _pool = ThreadPoolExecutor(max_workers=N_WORKERS, thread_name_prefix="reference",
-                                       initializer=_mark_worker)
+            _pool = ThreadPoolExecutor(max_workers=N_WORKERS, thread_name_prefix="reference", initializer=_mark_worker)
         return _pool
 
 
-def _enter_limit():
-    limiter = _controller.limit(limits=1, user_api="blas")
-    limiter.__enter__()  # as in a with-statement, so that threadpoolctl releases the count when it is undone
-    return limiter
+def _openblas_functions(lib):
+    """``(get, set)`` of an OpenBLAS library's process-wide count, by its exported symbols (any prefix or suffix)."""
+    for prefix in ("", "scipy_"):
+        for suffix in ("", "64_", "_64"):
+            get = getattr(lib.dynlib, f"{prefix}openblas_get_num_threads{suffix}", None)
+            set_ = getattr(lib.dynlib, f"{prefix}openblas_set_num_threads{suffix}", None)
+            if get is not None and set_ is not None:
+                return get, set_
+    return None
+
+
+def _blas_libraries():
+    """``[(get, set)]`` for every BLAS library loaded in the process (looked up under ``_lock``, until one is found)."""
+    global _blas
+    if not _blas:
+        found = []
+        for lib in ThreadpoolController().select(user_api="blas").lib_controllers:
+            direct = _openblas_functions(lib) if lib.internal_api == "openblas" and \
+                getattr(lib, "threading_layer", None) != "openmp" else None
+            found.append(direct or (lib.get_num_threads, lib.set_num_threads))
+        _blas = found
+    return _blas
 
 
 @contextmanager
 def blas_single_threaded():
-    """BLAS on one thread while the block runs; nests across threads (counted, not stacked)."""
-    global _depth, _limiter
-    _get_pool()
+    """BLAS on one thread while the block runs; nests across threads (counted, not stacked).
+
+    The first block to start (in any thread) sets every BLAS library's thread count to 1
+    and remembers the counts it found; the last to finish restores them.
+    """
+    global _depth, _saved
     with _lock:
         if _depth == 0:
-            _limiter = _blas_thread.submit(_enter_limit).result()
+            libraries = _blas_libraries()
+            _saved = [get() for get, _ in libraries]
+            for (_, set_), count in zip(libraries, _saved):
+                if count != 1:
+                    set_(1)
         _depth += 1
     try:
         yield
@@ -79,15 +102,17 @@ def blas_single_threaded():
         with _lock:
             _depth -= 1
             if _depth == 0:
-                limiter, _limiter = _limiter, None
-                _blas_thread.submit(limiter.__exit__, None, None, None).result()
+                for (_, set_), count in zip(_blas, _saved):
+                    if count != 1:
+                        set_(count)
+                _saved = None
 
 
 def _reset_after_fork():
     """In a child process the parent's pool threads do not exist and the lock may be held: start afresh."""
-    global _lock, _pool, _blas_thread, _controller, _depth, _limiter, _local
-    _lock, _pool, _blas_thread, _controller = threading.Lock(), None, None, None
-    _depth, _limiter, _local = 0, None, threading.local()
+    global _lock, _pool, _blas, _depth, _saved, _local
+    _lock, _pool, _blas = threading.Lock(), None, None
+    _depth, _saved, _local = 0, None, threading.local()
 
 
 if hasattr(os, "register_at_fork"):
