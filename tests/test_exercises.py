@@ -57,13 +57,7 @@ MISTAKES = [
      {"takes n_steps - 1 steps", "returns a view of its input x0"}, "linspace: n_steps - 1 steps"),
     ("euler", [("    h = (t1 - t0) / n_steps\n", "    h = abs(t1 - t0) / n_steps\n")], {"no reverse-time integration"},
      "no negative steps"),
-    pytest.param(
-        "euler", [("u(x, t0 + k * h)", "u(x, t1 - k * h)")], {"time runs the wrong way"}, "time reversed",
-        marks=pytest.mark.xfail(strict=True, reason=(
-            "check_ode_solver names an Euler solver that evaluates u at t0 + t1 - t 'stage at the wrong time': its "
-            "'time runs the wrong way' test needs the error against the reversed-time solution below 0.1 x the error "
-            "against the true one at the finest n, which a first-order method misses on P2 (1.12e-2 against 0.1 x "
-            "1.10e-1 at n = 48), and P3 (Riccati on [0, 1]) cannot show a reversal at t = 1"))),
+    ("euler", [("u(x, t0 + k * h)", "u(x, t1 - k * h)")], {"time runs the wrong way"}, "time reversed"),
     ("rk4_step", [("k4 = u(x + h * k3, t + h)", "k4 = u(x + h * k3, t + h / 2)")], {"stage at the wrong time"},
      "last stage at t + h/2"),
     ("rk4_step", [("k2 = u(x + h / 2 * k1, t + h / 2)", "k2 = u(x + h / 2 * k1, t)")], {"stage at the wrong time"},
@@ -77,14 +71,9 @@ MISTAKES = [
      "probe of ones"),
     ("hutchinson", [("rng.choice([-1.0, 1.0], size=x.shape)", "rng.uniform(-1.0, 1.0, size=x.shape)")],
      {"probes not normalised"}, "uniform probes"),
-    pytest.param(
-        "hutchinson", [("np.sum(eps * jacobian_vector_product(u, x, t, eps), axis=1)",
-                        "np.sum(jacobian_vector_product(u, x, t, eps), axis=1)")], set(), "eps^T left out",
-        marks=pytest.mark.xfail(strict=True, reason=(
-            "check_divergence_estimator names 1^T J eps (mean 0) 'probes not normalised', whose advice (the estimate "
-            "is a multiple of the trace: probes need E[eps eps^T] = I) does not fit: the probes are Rademacher and "
-            "the left eps^T is missing; its test accepts any mean = ratio * trace with |ratio - 1| > 0.05, ratio 0 "
-            "included"))),
+    ("hutchinson", [("np.sum(eps * jacobian_vector_product(u, x, t, eps), axis=1)",
+                     "np.sum(jacobian_vector_product(u, x, t, eps), axis=1)")], {"mean 0 instead of the trace"},
+     "eps^T left out"),
     ("cnf_log_likelihood", [("return log_p0 + l", "return log_p0 - l")], {"divergence sign flipped"},
      "divergence added"),
     slow("cnf_log_likelihood", [("return log_p0 + l", "return log_p0")], {"divergence missing"}, "divergence left out"),

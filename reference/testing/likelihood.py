@@ -342,9 +342,15 @@ def _div_dimension(rec, impl, framework, n_repeats, k, seed, d, known, n_calls, 
         defined.add(lab)
         if onp.all(onp.abs(mean - alt) <= tol):
             matches.add(lab)
-    if abs(ratio - 1) > 0.05 and onp.all(onp.abs(mean - ratio * trace) <= tol) and not matches:
+    # a mean of 0 where the trace is not is its own finding (the probe entering once: 1^T J eps, E[eps] = 0); a
+    # multiple of the trace is "probes not normalised" only for a positive multiple that the mean tells from 0
+    zero_mean = bool(onp.all(onp.abs(mean) <= tol) and onp.any(onp.abs(trace) > tol))
+    if zero_mean and not matches:
+        matches.add("mean 0 instead of the trace")
+    elif (not zero_mean and ratio > 0 and abs(ratio - 1) > 0.05 and onp.all(onp.abs(mean - ratio * trace) <= tol)
+          and not matches):
         matches.add("probes not normalised")
-    defined.add("probes not normalised")
+    defined |= {"probes not normalised", "mean 0 instead of the trace"}
     cases.append({"ok": ok, "matches": matches, "defined": defined, "d": d, "ratio": ratio, "z": float(z[worst])})
 
 
@@ -365,8 +371,11 @@ def _div_body(rec, impl, framework, n_repeats, k, seed, dims, known, n_calls):
             "sums all Jacobian entries": "the estimate is the sum of all Jacobian entries, 1^T J 1: the probe is the "
                                          "same in every coordinate (a vector of ones, or one random sign per point "
                                          "instead of per coordinate); E[eps eps^T] must be I",
-            "probes not normalised": "the estimate is a multiple of the trace: probes need E[eps eps^T] = I "
-                                     "(Rademacher +-1, or standard normal)",
+            "probes not normalised": "the estimate is a positive multiple of the trace, s tr J with s != 1: probes "
+                                     "need E[eps eps^T] = I (Rademacher +-1, or standard normal), not s I",
+            "mean 0 instead of the trace": "the estimates average to 0 where tr J does not: the probe enters only "
+                                           "once (sum(J eps) = 1^T J eps leaves out the left eps^T, and E[eps] = 0); "
+                                           "Hutchinson's estimate is eps^T (J eps), the same eps on both sides",
         }
         for lab in named:
             rec.diagnose(lab, advice.get(lab, "the trace must sum all d diagonal terms of the Jacobian"))
@@ -411,7 +420,9 @@ def check_divergence_estimator(estimate, *, framework="numpy", n_repeats=2000, k
     next to the closed forms for Rademacher and Gaussian probes.
 
     On failure it names, when the mean matches it in every failing dimension: a flipped
-    sign, a scale error (probes with ``E[eps eps^T] != I``), the trace at ``1 - t``,
+    sign, a scale error (a positive multiple of the trace: probes with
+    ``E[eps eps^T] = s I``, ``s != 1``), a mean of 0 where the trace is not (the probe
+    entering once, ``1^T J eps``), the trace at ``1 - t``,
     the sum of all Jacobian entries (a probe constant across coordinates), a sum of only
     the first few diagonal terms.
 
