@@ -288,3 +288,84 @@ def test_the_readme_lists_every_exercise_with_its_section_and_signature():
     text = open(os.path.join(os.path.dirname(exercises.__file__), "README.md")).read()
     for e in EXERCISES.values():
         assert f"| `{e.name}` | {e.section} | `{e.signature}`" in text, e.name
+
+
+# ----------------------------------------------------------------------------- bad input
+# The exercises' public API answers bad arguments with UsageError (a ValueError) saying what it takes, never a raw
+# error or a grade; the command line turns each into exit status 2 with that message and no traceback.
+
+
+def _linear(x0, x1, t):
+    return (1 - t)[:, None] * x0 + t[:, None] * x1, x1 - x0
+
+
+BAD_CALLS = [
+    ("grade: unknown exercise", lambda p: grade("no_such_exercise", solution_path("euler")), "no exercise named"),
+    ("grade: exercise name in upper case", lambda p: grade("EULER", solution_path("euler")), "no exercise named"),
+    ("grade: exercise name not a str", lambda p: grade(3, solution_path("euler")), "no exercise named 3"),
+    ("grade: exercise name None", lambda p: grade(None, solution_path("euler")), "no exercise named None"),
+    ("grade: path None", lambda p: grade("euler", None), "the file must be a path, got NoneType"),
+    ("grade: path an int", lambda p: grade("euler", 3), "the file must be a path, got int"),
+    ("grade: path bytes", lambda p: grade("euler", b"euler.py"), "the file must be a path, got bytes"),
+    ("grade: path a list", lambda p: grade("euler", [solution_path("euler")]), "the file must be a path, got list"),
+    ("grade: a folder", lambda p: grade("euler", p), "is a folder"),
+    ("grade: not a .py file", lambda p: grade("euler", _write(p, "euler.txt", "x = 1\n")), "is not a .py file"),
+    ("grade: missing file", lambda p: grade("euler", p / "missing.py"), "no such file"),
+    ("grade_function: unknown exercise", lambda p: exercises.grade_function("nope", _linear), "no exercise named"),
+    ("grade_function: fn None", lambda p: exercises.grade_function("linear_path", None), "must be a function"),
+    ("grade_function: fn not callable", lambda p: exercises.grade_function("linear_path", 3), "must be a function"),
+    ("grade_function: fn a class", lambda p: exercises.grade_function("linear_path", dict), "must be a function"),
+    ("grade_function: fn of another arity", lambda p: exercises.grade_function("linear_path", lambda x0, x1: x0),
+     "must take 3 positional argument(s) (x0, x1, t)"),
+    ("grade_function: source not a str", lambda p: exercises.grade_function("linear_path", _linear, source=3),
+     "source must be None or a str"),
+    ("grade_function: path not a path", lambda p: exercises.grade_function("linear_path", _linear, path=3),
+     "path must be None or the file"),
+    ("template_path: unknown exercise", lambda p: exercises.template_path("nope"), "no exercise named"),
+    ("solution_path: exercise name None", lambda p: exercises.solution_path(None), "no exercise named None"),
+]
+
+
+def _write(folder, name, text):
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("what, call, words", BAD_CALLS, ids=[b[0] for b in BAD_CALLS])
+def test_bad_arguments_get_a_usage_error_saying_what_is_taken(what, call, words, tmp_path):
+    with pytest.raises(UsageError) as err:
+        call(tmp_path)
+    assert isinstance(err.value, ValueError) and words in str(err.value), f"{what}: {err.value}"
+
+
+def test_a_grade_is_formatted_verbose_or_not_and_nothing_else():
+    result = exercises.grade_function("linear_path", _linear)
+    assert result.format(verbose=True) != result.format() or result.passed
+    with pytest.raises(TypeError, match="verbose must be a bool"):
+        result.format(verbose="yes")
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["grade", "euler", "{tmp}/euler.txt"], "is not a .py file"),
+    (["grade", "no_such_exercise", "{tmp}/euler.txt"], "no exercise named 'no_such_exercise'"),
+    (["start", "rk4_step", "{tmp}/a-file"], "is a file"),
+    (["start", "RK4_STEP", "{tmp}/work"], "no exercise named 'RK4_STEP'"),
+    (["solution", "no_such_exercise"], "no exercise named 'no_such_exercise'"),
+    (["grade", "euler", "{tmp}"], "is a folder"),
+], ids=["not .py", "unknown exercise", "start into a file", "start an unknown exercise", "solution of an unknown",
+        "grade a folder"])
+def test_the_command_line_answers_bad_arguments_with_status_2_and_a_message(cli, tmp_path, argv, words):
+    _write(tmp_path, "euler.txt", "x = 1\n")
+    _write(tmp_path, "a-file", "not a folder")
+    status, out, err = cli(*[a.format(tmp=tmp_path) for a in argv])
+    assert status == 2 and words in err and out == "" and "Traceback" not in err, err
+    assert not (tmp_path / "work").exists()  # nothing written for a refused start
+
+
+@pytest.mark.parametrize("argv", [["grade"], ["grade", "euler", "a.py", "--no-such-option"], ["frobnicate"],
+                                  ["start", "euler"], ["list", "extra"]])
+def test_argparse_refuses_malformed_command_lines_with_status_2(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2 and "usage:" in capsys.readouterr().err

@@ -30,6 +30,15 @@ __all__ = [
 
 def _framework_dtype(framework, dtype, torch_dtype):
     """The dtype the points are handed over in (torch/jax), and its precision."""
+    try:
+        parse_precision(torch_dtype, "torch_dtype")
+    except (TypeError, ValueError) as err:
+        raise type(err)(str(err)) from None
+    if torch_dtype is None:
+        raise TypeError("torch_dtype must be a floating dtype such as 'float64' or 'float32', got None")
+    if framework != "torch" and parse_precision(torch_dtype) is not parse_precision("float64"):
+        raise ValueError(f"torch_dtype applies to framework='torch' only (use dtype= with framework='jax'), got "
+                         f"{torch_dtype!r} with framework={framework!r}")
     if framework == "numpy":
         if dtype is not None:
             raise ValueError("dtype applies to framework='torch' or 'jax' only (a NumPy implementation chooses its "
@@ -228,7 +237,8 @@ def check_log_likelihood(log_likelihood, *, framework="numpy", atol=1e-3, n=16, 
         n_repeats: repetitions per point per call when ``stochastic`` (>= 2).
         k: number of standard errors.
         torch_dtype: the dtype of the points with ``framework="torch"`` (kept for
-            compatibility; ``dtype`` takes precedence).
+            compatibility; ``dtype`` takes precedence; another value than ``"float64"``
+            with another framework is refused).
         dtype: the dtype of the points with ``framework="torch"`` or ``"jax"``
             (``"float64"``, ``"float32"``, ``"float16"``, ``"bfloat16"``).
         dims: the dimensions (default 1, 2, 3, 5).
@@ -248,8 +258,8 @@ def check_log_likelihood(log_likelihood, *, framework="numpy", atol=1e-3, n=16, 
     seed = check_seed(seed)
     if not isinstance(stochastic, (bool, onp.bool_)):
         raise TypeError(f"stochastic must be a bool, got {type(stochastic).__name__}")
-    n_repeats = check_positive_int(n_repeats, "n_repeats", minimum=2)
-    n_calls = check_positive_int(n_calls, "n_calls", minimum=8)
+    n_repeats = check_positive_int(n_repeats, "n_repeats", minimum=2, maximum=10**6)
+    n_calls = check_positive_int(n_calls, "n_calls", minimum=8, maximum=10**5)
     k = check_k(k)
     dims = check_dims(dims)
     dtype, known = _framework_dtype(framework, dtype, torch_dtype)
@@ -434,7 +444,8 @@ def check_divergence_estimator(estimate, *, framework="numpy", n_repeats=2000, k
         n_repeats: repeats of each point per call (>= 2).
         k: number of standard errors.
         seed: seed of the ``rng`` handed to ``estimate`` (an integer >= 0).
-        torch_dtype: kept for compatibility; ``dtype`` takes precedence.
+        torch_dtype: kept for compatibility; ``dtype`` takes precedence (another value
+            than ``"float64"`` with another framework than ``"torch"`` is refused).
         dtype: the dtype with ``framework="torch"`` or ``"jax"``.
         dims: the dimensions (default 1, 2, 3, 5).
         precision: the precision the estimator computes in, if lower than what it returns says.
@@ -448,7 +459,7 @@ def check_divergence_estimator(estimate, *, framework="numpy", n_repeats=2000, k
     n_repeats = check_positive_int(n_repeats, "n_repeats", minimum=2)
     if n_repeats > 10**6:
         raise ValueError(f"n_repeats must be at most 1e6, got {n_repeats}")
-    n_calls = check_positive_int(n_calls, "n_calls", minimum=8)
+    n_calls = check_positive_int(n_calls, "n_calls", minimum=8, maximum=10**5)
     k = check_k(k)
     seed = check_seed(seed)
     dims = check_dims(dims)

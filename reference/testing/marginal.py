@@ -379,6 +379,8 @@ def check_velocity_field(v, data, *, n=4000, max_relative_loss=0.05, k=K_SE, see
     declared = check_precision(precision)
     if not isinstance(data, (str, GaussianMixture)):
         data = as_points(data, "data", allow_traced=False)
+        if onp.max(onp.abs(data)) > 1e6:
+            raise ValueError("data must have entries of moderate size (|data| <= 1e6)")
     else:
         _oracle_for(data)  # refuse an unknown name before anything runs
     rec = Recorder("check_velocity_field")

@@ -84,8 +84,10 @@ class OdeProblem:
     asymptotic_from: tuple = (1, 1, 1, 1, 1)
 
     def __post_init__(self):
-        if not isinstance(self.name, str) or not self.name:
-            raise TypeError("name must be a non-empty str")
+        if not isinstance(self.name, str):
+            raise TypeError(f"name must be a non-empty str, got {type(self.name).__name__}")
+        if not self.name.strip():
+            raise ValueError("name must be a non-empty str")
         check_callable(self.u, "u")
         check_callable(self.exact, "exact")
         for attr in ("reversed_exact", "frozen_exact"):
