@@ -61,6 +61,13 @@ class Exercise:
 
 
 EXERCISES = {e.name: e for e in (
+    Exercise("elbo", ("log_joint", "mu", "log_sigma", "n_samples", "rng"), "Variational auto-encoders",
+             "Variational auto-encoders",
+             "ELBO = E_q[log p(x, z) - log q(z)] by Monte Carlo for q = N(mu, diag(sigma^2)), reparameterised "
+             "(z = mu + sigma eps, log q in closed form), and its standard error std(w) / sqrt(S)",
+             "closed forms of the pPCA model (log p(x) - KL, the spread of w, the gradient in mu and log_sigma), "
+             "d = 1, 2, 3",
+             graders.grade_elbo),
     Exercise("change_of_variables", ("inverse", "x"), "Normalizing Flows", "eq. (2)",
              "log p1(x) = log p0(T^{-1}(x)) + log |det J_{T^{-1}}(x)|, the Jacobian of a given T^{-1} by finite "
              "differences",

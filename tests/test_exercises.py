@@ -10,6 +10,7 @@ statuses: 0 passed, 1 failed, 2 cannot be graded.
 import os
 import re
 
+import numpy as np
 import pytest
 
 import exercises
@@ -25,6 +26,21 @@ def slow(*values):
 
 # (exercise, [(text of the solution, replacement), ...], the names the grade must give, what the student did)
 MISTAKES = [
+    ("elbo", [(" - np.sum(log_sigma, axis=-1)", "")], {"log q without its -sum log sigma term"},
+     "log q without -sum log sigma"),
+    ("elbo", [("w = log_joint(z) - log_q", "w = log_joint(z)")], {"entropy missing (log q not subtracted)"},
+     "log q not subtracted"),
+    ("elbo", [("w = log_joint(z) - log_q", "w = log_joint(z) + log_q")], {"log q added, not subtracted (the KL's sign)"},
+     "log q added"),
+    ("elbo", [("/ np.sqrt(n_samples)", "/ n_samples")], {"standard error divided by n, not sqrt(n)"},
+     "standard error over n"),
+    slow("elbo", [(" / np.sqrt(n_samples)", "")], {"standard deviation, not the standard error"},
+         "standard deviation for the standard error"),
+    ("elbo", [("    eps = rng.standard_normal((n_samples,) + np.shape(mu))        # (S, n, d)\n"
+               "    z = mu + sigma * eps                                          # a differentiable function of mu and "
+               "log_sigma\n",
+               "    z = rng.normal(mu, sigma, size=(n_samples,) + np.shape(mu))\n    eps = (z - mu) / sigma\n")],
+     {"samples not reparameterised"}, "z = rng.normal(mu, sigma)"),
     ("change_of_variables", [("log_p0 + log_abs_det", "log_p0 - log_abs_det")], {"log-det sign flipped"},
      "log-det subtracted"),
     ("change_of_variables", [("log_p0 + log_abs_det", "log_p0")], {"log-det missing"}, "log-det left out"),
@@ -369,3 +385,115 @@ def test_argparse_refuses_malformed_command_lines_with_status_2(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 2 and "usage:" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- the ELBO grader's closed forms
+# The ELBO exercise is graded against closed forms for the pPCA model: the mean, variance and fourth moment of
+# w = log p(x, z) - log q(z) (a quadratic form in eps), and the mean and variance of the reparameterised gradient.
+# Each is checked here against a direct Monte Carlo through reference.variational.PPCA.log_joint and autograd,
+# within K standard errors of that Monte Carlo (K = 5).
+
+K = 5.0
+
+
+def _w_samples(model, x, mu, log_sigma, eps, alpha=0.0, shift=0.0):
+    """w_s = log p(x, z_s) - log q(z_s) + alpha log q(z_s) + shift sum log sigma, computed directly, shape (S, n)."""
+    import autograd.numpy as anp
+
+    S, n, d = eps.shape
+    z = mu + np.exp(log_sigma) * eps
+    log_joint = model.log_joint(np.concatenate([x] * S, axis=0), z.reshape(S * n, d)).reshape(S, n)
+    log_q = -0.5 * np.sum(eps**2, axis=-1) - np.sum(log_sigma, axis=-1) - 0.5 * d * np.log(2 * np.pi)
+    return anp.asarray(log_joint - log_q + alpha * log_q + shift * np.sum(log_sigma, axis=-1))
+
+
+@pytest.mark.parametrize("d, D", [(1, 2), (3, 5)])
+def test_the_elbo_graders_moments_of_w_are_those_of_a_direct_monte_carlo(d, D):
+    from exercises import graders
+
+    model, x, mu, log_sigma, log_px, m, P = graders._elbo_case(d, D, "offset")
+    forms = graders._quadratic_forms(mu, log_sigma, m, P, log_px)
+    eps = np.random.default_rng(11).standard_normal((20_000, x.shape[0], d))
+    variants = {"truth": (0.0, 0.0), "log q without its -sum log sigma term": (0.0, -1.0),
+                "entropy missing (log q not subtracted)": (1.0, 0.0), "log q added, not subtracted (the KL's sign)": (2.0, 0.0)}
+    for name, (alpha, shift) in variants.items():
+        w = _w_samples(model, x, mu, log_sigma, eps, alpha, shift)
+        mean, var, m4 = forms[name]
+        S = w.shape[0]
+        centred = w - w.mean(axis=0)
+        sample_var, sample_m4 = np.mean(centred**2, axis=0), np.mean(centred**4, axis=0)
+        assert np.all(np.abs(w.mean(axis=0) - mean) <= K * np.sqrt(var / S)), name
+        # the sample variance's standard error from the fourth moment; the fourth moment's from the eighth (sampled)
+        assert np.all(np.abs(sample_var - var) <= K * np.sqrt((m4 - var**2) / S)), name
+        se_m4 = np.sqrt((np.mean(centred**8, axis=0) - sample_m4**2) / S)
+        assert np.all(np.abs(sample_m4 - m4) <= K * se_m4), name
+        if name == "truth":  # negative control: a Gaussian's fourth moment, 3 var^2 (the kappa_4 term left out), fails
+            assert np.any(np.abs(sample_m4 - 3 * var**2) > K * se_m4)
+    # the truth's mean is log p(x) - KL(q || p(. | x)), the KL by reference.variational.gaussian_kl
+    from reference.variational import gaussian_kl
+
+    S_post = np.linalg.inv(P)
+    kl = [gaussian_kl(mu[i], np.diag(np.exp(2 * log_sigma[i])), m[i], S_post) for i in range(len(x))]
+    assert np.allclose(forms["truth"][0], log_px - np.array(kl), rtol=1e-12, atol=1e-12)
+
+
+def test_with_the_exact_posterior_every_w_is_log_p_x_and_a_negative_control_is_not():
+    from exercises import graders
+
+    model, x, mu, log_sigma, log_px, m, P = graders._elbo_case(2, 3, "exact")
+    eps = np.random.default_rng(12).standard_normal((64, x.shape[0], 2))
+    w = _w_samples(model, x, mu, log_sigma, eps)
+    assert np.allclose(w, log_px, rtol=1e-12, atol=1e-12)
+    assert np.allclose(np.diag(np.diag(P)), P, atol=1e-12)  # the posterior is diagonal: q can equal it
+    assert not np.allclose(_w_samples(model, x, mu, log_sigma + 0.1, eps), log_px, rtol=1e-6)
+
+
+def test_the_elbo_graders_gradient_mean_and_variance_are_those_of_autograd_per_sample():
+    import autograd.numpy as anp
+    from autograd import grad
+
+    from exercises import graders
+
+    d, D = 2, 3
+    model, x, mu, log_sigma, log_px, m, P = graders._elbo_case(d, D, "offset")
+    S = 20_000
+    eps = np.random.default_rng(13).standard_normal((S, 1, d))
+    i = 1  # one datum: the per-sample gradients of w_s in (mu_i, log_sigma_i), by autograd
+
+    def total_w(params):  # one copy of (mu_i, log_sigma_i) per sample: the gradient of the sum is per sample
+        mu_i, ls_i = params[:, :d], params[:, d:]
+        z = mu_i + anp.exp(ls_i) * eps[:, 0, :]
+        log_joint = model.log_joint(np.repeat(x[i:i + 1], S, axis=0), z)
+        log_q = -0.5 * anp.sum(eps[:, 0, :] ** 2, axis=1) - anp.sum(ls_i, axis=1) - 0.5 * d * np.log(2 * np.pi)
+        return anp.sum(log_joint - log_q)
+
+    g = grad(total_w)(np.tile(np.concatenate([mu[i], log_sigma[i]]), (S, 1)))  # (S, 2 d)
+    sig = np.exp(log_sigma[i])
+    a = P @ (mu[i] - m[i])
+    PS = P * sig[None, :]
+    mean = np.concatenate([-a, 1.0 - np.diag(P) * sig**2])
+    var = np.concatenate([np.diag(PS @ PS.T), sig**2 * (a**2 + np.diag(PS) ** 2 + np.sum(PS**2, axis=1))])
+    assert np.all(np.abs(g.mean(axis=0) - mean) <= K * np.sqrt(var / S))
+    fourth = np.mean((g - g.mean(axis=0)) ** 4, axis=0)
+    se_var = np.sqrt((fourth - var**2) / S)
+    assert np.all(np.abs(g.var(axis=0) - var) <= K * se_var)
+    # negative control: the log-sigma variance without E[eps_j^4] = 3 (the r_j^2 term) is told apart
+    slip = np.concatenate([var[:d], sig**2 * (a**2 + np.sum(PS**2, axis=1))])
+    assert np.any(np.abs(g.var(axis=0) - slip) > K * se_var)
+
+
+def test_a_draw_detached_from_mu_and_log_sigma_is_named_not_reparameterised():
+    import autograd.numpy as anp
+    from autograd.tracer import getval
+
+    def elbo(log_joint, mu, log_sigma, n_samples, rng):
+        sigma = anp.exp(log_sigma)
+        z = getval(mu) + getval(sigma) * rng.standard_normal((n_samples,) + anp.shape(mu))  # the value, no gradient
+        eps = (z - mu) / sigma
+        log_q = -0.5 * anp.sum(eps**2, axis=-1) - anp.sum(log_sigma, axis=-1) - 0.5 * anp.shape(mu)[-1] * np.log(2 * np.pi)
+        w = log_joint(z) - log_q
+        return anp.mean(w, axis=0), anp.std(w, axis=0, ddof=1) / np.sqrt(n_samples)
+
+    result = exercises.grade_function("elbo", elbo)
+    assert result.reports[0].passed and not result.reports[1].passed  # right values, wrong gradient
+    assert result.diagnosis == ("samples not reparameterised",) and result.error is None
