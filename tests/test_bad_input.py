@@ -1652,6 +1652,8 @@ def test_the_battery_counts_its_probes():
         per_module[key] = per_module.get(key, 0) + sum(1 for _ in case.probes())
     print(f"\nbad-input battery: {n} probes over {len(CASES)} cases: " + ", ".join(f"{k} {v}" for k, v in per_module.items()))
     assert n >= 8000, f"the battery shrank to {n} probes"
+    # the checkers (with their assert_ twins, reports and, where installed, adapters) and the fixtures' files
+    assert per_module["testing"] >= 1300 and per_module["fixtures"] >= 100, per_module
     assert len(ACCEPT) > 0 and all(isinstance(a, Acceptance) and a.reason for a in ACCEPT.values())
 
 
