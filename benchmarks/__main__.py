@@ -36,7 +36,8 @@ import numpy as np
 from reference.cnf import cnf_logpdf
 from reference.distributions import make_dataset
 from reference.marginal import marginal_velocity
-from reference.nn import VelocityNetwork, mlp_flatten, velocity_apply, velocity_init
+from reference.engines.mlp import VelocityNetwork
+from reference.nn import mlp_flatten, velocity_apply, velocity_init
 from reference.ode import integrate
 from reference.paths import ConicalGaussianPath, LinearInterpolationPath
 from reference.train import cfm_step

@@ -40,7 +40,8 @@ from figures import IMAGES
 from reference.autodiff import divergence, hutchinson_divergence
 from reference.distributions import make_dataset
 from reference.marginal import DEFAULT_CHUNK, marginal_velocity
-from reference.nn import VelocityNetwork, velocity_apply, velocity_init
+from reference.engines.mlp import VelocityNetwork
+from reference.nn import velocity_apply, velocity_init
 from reference.ode import integrate
 from reference.paths import ConicalGaussianPath, LinearInterpolationPath
 from reference.plot import save

@@ -7,9 +7,12 @@ Each ``figures/fig_*.py`` script has ``main(out_dir, quick=False)`` that writes 
 numerically (``figures.claims``).
 """
 
+import functools
 import importlib
 import pkgutil
 from pathlib import Path
+
+from reference import is_readable
 
 IMAGES = Path(__file__).resolve().parent / "images"
 
@@ -23,3 +26,20 @@ def figure_names():
 def load_figure(name):
     """Import the figure script ``figures.<name>``."""
     return importlib.import_module(f"{__name__}.{name}")
+
+
+def cached_per_mode(fn):
+    """``functools.lru_cache`` keyed also by ``reference.is_readable()``.
+
+    A model trained (or a fit made) by the fast engines is never reused by a readable run
+    in the same process, nor the other way round, so an edited readable formula always
+    shows in the figures made with ``--readable``.
+    """
+    cached = functools.lru_cache(maxsize=None)(lambda readable, *args, **kwargs: fn(*args, **kwargs))
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return cached(is_readable(), *args, **kwargs)
+
+    wrapper.cache_clear = cached.cache_clear
+    return wrapper

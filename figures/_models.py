@@ -1,18 +1,18 @@
 """Velocity fields trained by conditional flow matching, shared by the figure scripts and the claims.
 
-``trained_model`` trains once per process and set of arguments (``functools.lru_cache``),
+``trained_model`` trains once per process, set of arguments and mode (``cached_per_mode``),
 so that figures 13 to 16 and the claims of part 4 reuse the same few models within
 ``python -m figures``. Every model uses the lecture's linear-interpolation path
 (sigma = 0) and the settings below; only the data set, the number of steps, the seed
 and minibatch OT pairing vary.
 """
 
-import functools
 import sys
 from typing import NamedTuple
 
 import numpy as onp
 
+from figures import cached_per_mode
 from reference.distributions import make_dataset
 from reference.paths import LinearInterpolationPath
 from reference.train import train_cfm
@@ -61,7 +61,7 @@ OT_STEPS, OT_BATCH = 2000, 128
 exact OT costs O(batch^3) per step (about 20 ms at 256, 3 ms at 128)."""
 
 
-@functools.lru_cache(maxsize=None)
+@cached_per_mode
 def trained_model(name, n_steps, seed=0, ot_pairing=False, batch_size=SETTINGS["batch_size"]):
     """Train (once per process) a CFM velocity field on the toy data set ``name``.
 

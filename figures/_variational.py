@@ -1,6 +1,6 @@
 """Variational fits shared by figure 0 and the claims of part 0 (the lecture's first slide).
 
-Each fit runs once per process and mode (``functools.lru_cache``), so ``python -m figures``
+Each fit runs once per process and mode (``figures.cached_per_mode``), so ``python -m figures``
 pays for it once. Both are unamortised VI by ``reference.variational.fit_planar_vi``:
 
 - ``energy_fits``: the four 2-D energies of Rezende and Mohamed (2015) by the mean field
@@ -21,6 +21,8 @@ from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as onp
+
+from figures import cached_per_mode
 
 from reference.variational import (
     ENERGIES,
@@ -68,7 +70,7 @@ def log_normalisers():
     return onp.array([energy_log_normaliser(name) for name in ENERGIES])
 
 
-@lru_cache(maxsize=2)
+@cached_per_mode
 def energy_fits(quick=False):
     """The four energies, each by the mean field and planar flows of ``DEPTHS``: KL = log Z - ELBO."""
     log_joint = energy_log_joint(ENERGIES)
@@ -78,7 +80,7 @@ def energy_fits(quick=False):
     return Fits(fits, DEPTHS, gap, se)
 
 
-@lru_cache(maxsize=2)
+@cached_per_mode
 def energy_fits_untrained(quick=False):
     """The same posteriors before the flows' training (mean field fitted, layers near the identity)."""
     result = energy_fits(quick)
@@ -94,7 +96,7 @@ def ppca_model():
     return model, model.sample(1, onp.random.default_rng(7))[0]
 
 
-@lru_cache(maxsize=2)
+@cached_per_mode
 def ppca_fits(quick=False):
     """One pPCA posterior by the mean field and a planar flow of 8 layers: gap = log p(x) - ELBO."""
     model, x0 = ppca_model()

@@ -3,11 +3,19 @@
 Each module is a section of the lecture (see the README's lecture map). Submodules are
 imported on first use, so ``import reference`` is cheap and ``reference.ode`` works
 without an explicit ``import reference.ode``.
+
+Each lecture module shows the formula as the lecture writes it; the fast engines that
+compute the same numbers for the heavy workloads live apart, in ``reference.engines``.
+``with reference.readable():`` (or ``REFERENCE_READABLE=1``) runs the readable formulas
+everywhere.
 """
 
 import importlib
 
+from .engines import is_readable, readable
+
 __version__ = "0.1.0"
+__all__ = ["readable", "is_readable"]
 
 
 def __getattr__(name):

@@ -62,7 +62,7 @@ def _velocity_and_divergence_fn(u, n, d, divergence, rng, noise, n_probes, resam
     """``(x, t) -> (u(x, t), div u(x, t))`` from one evaluation of ``u``: exact, or Hutchinson.
 
     For the exact divergence, a field that offers its own ``velocity_and_divergence(x, t)``
-    (``nn.VelocityNetwork``: forward mode through the network) is asked for it; any
+    (``engines.mlp.VelocityNetwork``: forward mode through the network) is asked for it; any
     other field gets ``autodiff.value_and_divergence`` (``d`` backward passes).
     """
     if divergence == "exact":
@@ -158,7 +158,7 @@ def cnf_logpdf(u, x, n_steps=100, method="rk4", divergence="exact", rng=None, t=
             with ``rtol``, ``atol``).
         divergence: ``"exact"`` (trace of the autograd Jacobian, ``d`` backward passes, or
             the field's own ``velocity_and_divergence`` when it has one, as
-            ``nn.VelocityNetwork`` does) or ``"hutchinson"`` (``eps^T J eps``, one backward
+            ``engines.mlp.VelocityNetwork`` does) or ``"hutchinson"`` (``eps^T J eps``, one backward
             pass per probe; unbiased).
         rng: ``numpy.random.Generator`` for Hutchinson's probes.
         t: the time of the density, in ``[0, 1]``, default 1 (the data end).

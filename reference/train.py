@@ -8,10 +8,14 @@ Sections:
    v_theta(x, t) on the conditional velocity with the CFM loss, then sample by
    integrating the learned ODE.
 
-Every trainer uses Adam (``autograd.misc.optimizers.adam``, or ``FlatAdam``, the same
-arithmetic in place) on flattened parameters, draws its minibatches (resampled with
-replacement from a data array) from the ``rng`` it is given, and is therefore
+Every trainer uses Adam (``autograd.misc.optimizers.adam``, or ``adam_update``, the same
+arithmetic one step at a time) on flattened parameters, draws its minibatches (resampled
+with replacement from a data array) from the ``rng`` it is given, and is therefore
 bit-for-bit reproducible under the same seed.
+
+What runs is the formula written here, or, for CFM training and sampling, its fast engine
+(``reference.engines.cfm``, ``reference.engines.mlp``), which computes the same numbers;
+``fused=None`` (the default) follows ``reference.readable()``.
 """
 
 import autograd.numpy as np
@@ -34,17 +38,10 @@ from ._validate import (
 from .change_of_variables import negative_log_likelihood
 from .flows.chain import _realnvp_layers, planar_chain_logpdf, realnvp_init, realnvp_logpdf
 from .flows.planar import planar_constrain, planar_init
+from .engines import use_engine
+from .engines.parallel import blas_single_threaded
 from .losses import cfm_loss
-from .nn import (
-    VelocityNetwork,
-    _check_mlp,
-    _mlp_apply_flat,
-    _mlp_unflatten,
-    _velocity_apply,
-    mlp_flatten,
-    velocity_apply,
-    velocity_init,
-)
+from .nn import _check_mlp, mlp_flatten, mlp_unflatten, velocity_apply, velocity_init
 from .ode import get_tableau, integrate, integrate_adaptive
 from .ot import ot_pair
 from .paths import GaussianPath
@@ -57,7 +54,7 @@ __all__ = [
     "train_realnvp",
     "train_planar",
     "cfm_batch",
-    "FlatAdam",
+    "adam_update",
     "cfm_step",
     "train_cfm",
     "model_velocity",
@@ -298,8 +295,8 @@ def train_planar(data, n_steps, n_layers=8, batch_size=256, lr=1e-2, rng=None, i
 #     loss(theta) = mean_i || v_theta(x_i, t_i) - u_cond(x_i, t_i, z_i) ||^2,
 #
 # its gradient by autograd and the update by Adam on the flattened parameters
-# (``FlatAdam``). ``cfm_step`` holds one step, readable (``fused=False``: ``cfm_loss`` of
-# ``velocity_apply``) or fast (``fused=True``: the network as one autograd primitive).
+# (``adam_update``). ``cfm_step`` holds one step: ``cfm_loss`` of ``velocity_apply``, or
+# its fast engine (``reference.engines.cfm``: the network as one autograd primitive).
 # Step 5 pushes samples of p0 = N(0, I) through the learned ODE dx/dt = v_theta(x, t)
 # from t = 0 to 1 with a fixed-step (``ode.integrate``) or adaptive
 # (``ode.integrate_adaptive``) integrator.
@@ -354,95 +351,54 @@ def _cfm_batch(path, data, batch_size, rng, ot_pairing):
     return t, z, path.sample_x(t, z, rng)
 
 
-class FlatAdam:
-    """Adam on one flat parameter vector, updated in place  [lecture: Flow Matching In Practice, step 4]
+def adam_update(theta, g, m, v, k, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
+    """One Adam step  theta <- theta - lr mhat / (sqrt(vhat) + eps)  [lecture: Flow Matching In Practice, step 4]
 
-        m <- (1 - b1) g + b1 m,   v <- (1 - b2) g^2 + b2 v,
-        theta <- theta - lr (m / (1 - b1^k)) / (sqrt(v / (1 - b2^k)) + eps)
+        m <- (1 - b1) g + b1 m,         v <- (1 - b2) g^2 + b2 v,
+        mhat = m / (1 - b1^k),          vhat = v / (1 - b2^k),
+        theta <- theta - lr mhat / (sqrt(vhat) + eps)
 
-    The same arithmetic, operation for operation, as ``autograd.misc.optimizers.adam``
-    (so both give the same iterates, bit for bit), with its state kept in preallocated
-    arrays instead of new ones (and a new flatten/unflatten) at every step.
+    The arithmetic of ``autograd.misc.optimizers.adam``, one step at a time (its iterates,
+    bit for bit); ``reference.engines.adam.FlatAdam`` does the same in place.
 
     Args:
-        theta: the flat parameters, a 1-D float64 NumPy array (finite), updated in place by ``step``.
+        theta: the parameters, a 1-D array.
+        g: the gradient at ``theta``, shape like ``theta``.
+        m, v: the first and second moments so far (zeros before the first step).
+        k: the step's number, 1 for the first.
         lr: the step size, ``> 0``.
         b1, b2: the moments' decay rates, in ``[0, 1)``.
         eps: ``> 0``, added to the root of the second moment.
-    """
-
-    def __init__(self, theta, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
-        if not isinstance(theta, onp.ndarray) or theta.dtype != onp.float64:
-            raise TypeError(f"theta must be a float64 NumPy array (it is updated in place), got "
-                            f"{type(theta).__name__}" + (f" of dtype {theta.dtype}" if isinstance(theta, onp.ndarray) else ""))
-        as_real_array(theta, "theta", ndim=1, what="a 1-D array (flat parameters)")
-        if not theta.flags.writeable:
-            raise ValueError("theta must be writeable: it is updated in place")
-        self.theta = theta
-        self.lr = check_real(lr, "lr", low=0.0, low_open=True)
-        self.b1 = check_real(b1, "b1", low=0.0, high=1.0, high_open=True)
-        self.b2 = check_real(b2, "b2", low=0.0, high=1.0, high_open=True)
-        self.eps = check_real(eps, "eps", low=0.0, low_open=True)
-        self.m, self.v = onp.zeros_like(theta), onp.zeros_like(theta)
-        self._a, self._b = onp.empty_like(theta), onp.empty_like(theta)
-        self.k = 0
-
-    def step(self, g):
-        """One update with the gradient ``g``: a real, finite array of ``theta``'s shape  [lecture: Flow Matching In Practice, step 4]"""
-        g = as_real_array(g, "g", shape=self.theta.shape, what=f"an array of shape {self.theta.shape} like theta",
-                          allow_traced=False)
-        return self._step(g)
-
-    def _step(self, g):
-        """``step`` without its checks, for the training loop (its gradient is checked there)."""
-        self.k += 1
-        a, b = self._a, self._b
-        onp.multiply(1 - self.b1, g, out=a)
-        self.m *= self.b1
-        self.m += a  # m = (1 - b1) g + b1 m
-        onp.multiply(g, g, out=a)
-        a *= 1 - self.b2
-        self.v *= self.b2
-        self.v += a  # v = (1 - b2) g^2 + b2 v
-        onp.divide(self.v, 1 - self.b2**self.k, out=b)
-        onp.sqrt(b, out=b)
-        b += self.eps  # sqrt(vhat) + eps
-        onp.divide(self.m, 1 - self.b1**self.k, out=a)
-        a *= self.lr  # lr mhat
-        a /= b
-        self.theta -= a
-        return self.theta
-
-
-def cfm_step(data, path, params, batch_size=256, lr=1e-3, rng=None, ot_pairing=False, fused=True):
-    """One training step of CFM, as a callable: draw a batch, take the loss's gradient, update by Adam  [lecture: Theorem 2; Flow Matching In Practice, step 4]
-
-    ``train_cfm`` calls it ``n_steps`` times. Both engines draw the same batches from
-    ``rng`` and take the same Adam steps on the same loss:
-
-    - ``fused=False``: the readable formula. The loss is ``losses.cfm_loss`` of
-      ``nn.velocity_apply``, traced operation by operation by autograd; Adam is
-      ``autograd.misc.optimizers.adam``'s arithmetic (``FlatAdam``).
-    - ``fused=True`` (default): the network is the single autograd primitive
-      ``nn.mlp_apply_flat`` with its buffers reused, on the flat vector Adam updates in
-      place; only the network is traced, the target ``u_cond`` is computed beside it.
-      Same gradients to float64 rounding (tested), about twice as fast.
-
-    Args:
-        data: data points, shape ``(m, d)``.
-        path: a ``GaussianPath``.
-        params: initial parameters of ``nn.velocity_init`` (not modified).
-        batch_size, lr, rng, ot_pairing: as in ``train_cfm``.
-        fused: which engine computes the gradient.
 
     Returns:
-        ``(step, current_params)``: ``step()`` performs one update and returns the
-        minibatch loss at the parameters before the update; ``current_params()`` returns
-        the parameters now (views of the flat vector, valid until the next step).
-
-    Raises:
-        TypeError, ValueError: bad arguments, checked once here (not at every step).
+        ``(theta, m, v)`` after the step (new arrays).
     """
+    theta = as_real_array(theta, "theta", ndim=1, what="a 1-D array (flat parameters)", allow_traced=False)
+    like = f"an array of shape {theta.shape} like theta"
+    g = as_real_array(g, "g", shape=theta.shape, what=like, allow_traced=False)
+    m = as_real_array(m, "m", shape=theta.shape, what=like, allow_traced=False)
+    v = as_real_array(v, "v", shape=theta.shape, what=like, allow_traced=False)
+    if onp.any(v < 0):
+        raise ValueError("v must be >= 0 (a second moment: an average of squared gradients)")
+    k = check_count(k, "k")
+    lr = check_real(lr, "lr", low=0.0, low_open=True)
+    b1 = check_real(b1, "b1", low=0.0, high=1.0, high_open=True)
+    b2 = check_real(b2, "b2", low=0.0, high=1.0, high_open=True)
+    eps = check_real(eps, "eps", low=0.0, low_open=True)
+    return _adam_update(theta, g, m, v, k, lr, b1, b2, eps)
+
+
+def _adam_update(theta, g, m, v, k, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
+    """``adam_update`` without its checks, for the readable training step."""
+    m = (1 - b1) * g + b1 * m
+    v = (1 - b2) * (g * g) + b2 * v
+    mhat = m / (1 - b1**k)
+    vhat = v / (1 - b2**k)
+    return theta - lr * mhat / (np.sqrt(vhat) + eps), m, v
+
+
+def _check_cfm_arguments(data, path, params, batch_size, lr, rng, ot_pairing):
+    """``cfm_step``'s checks, made once (not at every step); returns the checked values."""
     data = as_points(data, "data", allow_traced=False)
     _check_path(path, ot_pairing)
     d = data.shape[1]
@@ -450,52 +406,88 @@ def cfm_step(data, path, params, batch_size=256, lr=1e-3, rng=None, ot_pairing=F
     if (d_in, d_out) != (d + 1, d):
         raise ValueError(f"params map R^{d_in} -> R^{d_out}, but data has d = {d}: expected R^{d + 1} -> R^{d} "
                          "([x, t] to a velocity)")
-    batch_size = check_count(batch_size, "batch_size")
-    lr = check_real(lr, "lr", low=0.0, low_open=True)
-    rng = check_rng(rng)
-    fused = check_bool(fused, "fused")
+    return data, check_count(batch_size, "batch_size"), check_real(lr, "lr", low=0.0, low_open=True), check_rng(rng)
+
+
+def _loss_of_step(compute, k, lr):
+    """``compute()`` (the minibatch loss and its gradient at step ``k``), its failures said with the step and lr.
+
+    BLAS runs on one thread meanwhile: a minibatch's matrices are too small for its threads
+    to pay, and on a machine shared with another process they would spin against it.
+    """
+    try:
+        with onp.errstate(over="ignore", invalid="ignore"), blas_single_threaded():
+            value, g = compute()
+    except ValueError as err:
+        when = "at the start" if k == 0 else f"after {k} steps of lr = {lr:g}"
+        raise type(err)(f"the CFM loss on the minibatch of data at step {k} (with params as they were "
+                        f"{when}) could not be computed: {err}") from err
+    if not onp.isfinite(value):
+        if k == 0:
+            raise ValueError(f"the CFM loss is not finite ({value}) at the start: data or params are too large for "
+                             "float64")
+        raise TrainingDiverged(f"the CFM loss became non-finite ({value}) at step {k}; lower lr (it was {lr:g})")
+    return value, g
+
+
+def cfm_step(data, path, params, batch_size=256, lr=1e-3, rng=None, ot_pairing=False, fused=None):
+    """One training step of CFM, as a callable: draw a batch, take the loss's gradient, update by Adam  [lecture: Theorem 2; Flow Matching In Practice, step 4]
+
+        t, z, x = cfm_batch(...),   L(theta) = cfm_loss(v_theta, path, t, z, x),
+        theta <- adam_update(theta, grad L(theta), ...)
+
+    ``train_cfm`` calls it ``n_steps`` times. The readable step is the formula above:
+    ``losses.cfm_loss`` of ``nn.velocity_apply``, traced operation by operation by
+    autograd, then ``adam_update``. Its fast engine (``reference.engines.cfm``: the network
+    as one autograd primitive, Adam in place) draws the same batches from ``rng`` and
+    takes the same steps, to float64 rounding (tested).
+
+    Args:
+        data: data points, shape ``(m, d)``.
+        path: a ``GaussianPath``.
+        params: initial parameters of ``nn.velocity_init`` (not modified).
+        batch_size, lr, rng, ot_pairing: as in ``train_cfm``.
+        fused: ``None`` (default: the engine unless ``reference.readable()``), ``True``
+            (the engine) or ``False`` (the readable step).
+
+    Returns:
+        ``(step, current_params)``: ``step()`` performs one update and returns the
+        minibatch loss at the parameters before the update; ``current_params()`` returns
+        the parameters now (valid until the next step).
+
+    Raises:
+        TypeError, ValueError: bad arguments, checked once here (not at every step).
+    """
+    data, batch_size, lr, rng = _check_cfm_arguments(data, path, params, batch_size, lr, rng, ot_pairing)
+    if use_engine(fused):
+        from .engines.cfm import _cfm_step
+
+        return _cfm_step(data, path, params, batch_size, lr, rng, ot_pairing)
     theta, sizes = mlp_flatten(params)
-    optimizer = FlatAdam(theta, lr)
-    current_params = lambda: _mlp_unflatten(theta, sizes)  # noqa: E731
+    state = {"theta": theta, "m": onp.zeros_like(theta), "v": onp.zeros_like(theta), "k": 0}
 
-    if fused:
-        workspace, h = {}, onp.empty((batch_size, d + 1))
+    def loss(theta, t, z, x):
+        v_theta = lambda x_, t_: velocity_apply(mlp_unflatten(theta, sizes), x_, t_)  # noqa: E731
+        return cfm_loss(v_theta, path, t, z, x)
 
-        def loss(theta, h, target):
-            residual = _mlp_apply_flat(theta, h, sizes, workspace) - target  # v_theta(x, t) - u_cond
-            return np.sum(residual * residual) / batch_size
-    else:
-        def loss(theta, t, z, x):
-            params = _mlp_unflatten(theta, sizes)
-            return cfm_loss(lambda x_, t_: _velocity_apply(params, x_, t_), path, t, z, x)
     loss_and_grad = value_and_grad(loss)
 
+    def compute():
+        t, z, x = _cfm_batch(path, data, batch_size, rng, ot_pairing)
+        return loss_and_grad(state["theta"], t, z, x)
+
     def step():
-        try:
-            t, z, x = _cfm_batch(path, data, batch_size, rng, ot_pairing)
-            with onp.errstate(over="ignore", invalid="ignore"):
-                if fused:
-                    h[:, :d], h[:, d] = x, t
-                    value, g = loss_and_grad(theta, h, path.velocity(x, t, z))
-                else:
-                    value, g = loss_and_grad(theta, t, z, x)
-        except ValueError as err:
-            when = "at the start" if optimizer.k == 0 else f"after {optimizer.k} steps of lr = {lr:g}"
-            raise type(err)(f"the CFM loss on the minibatch of data at step {optimizer.k} (with params as they were "
-                            f"{when}) could not be computed: {err}") from err
-        if not onp.isfinite(value):
-            if optimizer.k == 0:
-                raise ValueError(f"the CFM loss is not finite ({value}) at the start: data or params are too large for "
-                                 "float64")
-            raise TrainingDiverged(f"the CFM loss became non-finite ({value}) at step {optimizer.k}; lower lr (it was {lr:g})")
-        optimizer._step(g)
+        value, g = _loss_of_step(compute, state["k"], lr)
+        state["k"] += 1
+        state["theta"], state["m"], state["v"] = _adam_update(state["theta"], g, state["m"], state["v"],
+                                                              state["k"], lr)
         return value
 
-    return step, current_params
+    return step, lambda: mlp_unflatten(state["theta"], sizes)
 
 
 def train_cfm(data, path, n_steps, batch_size=256, hidden=(64, 64, 64), lr=1e-3, rng=None,
-              ot_pairing=False, callback=None, fused=True):
+              ot_pairing=False, callback=None, fused=None):
     """Train v_theta with the conditional flow-matching loss and Adam  [lecture: Theorem 2; Flow Matching In Practice, step 4]
 
         theta_{k+1} = Adam(theta_k, grad_theta L_CFM-hat(theta_k)),
@@ -519,9 +511,9 @@ def train_cfm(data, path, n_steps, batch_size=256, hidden=(64, 64, 64), lr=1e-3,
         ot_pairing: pair each batch's ``(x0, x1)`` by exact minibatch OT (``cfm_batch``).
         callback: optional ``callback(params, step, loss)`` called at each step with the
             parameters the step's gradient (and ``losses[step]``) is taken at.
-        fused: compute the gradient with the fused network primitive (default) or with
-            the readable ``cfm_loss`` of ``velocity_apply`` (see ``cfm_step``); both
-            train the same model, to float64 rounding.
+        fused: ``None`` (default: the fast engine unless ``reference.readable()``),
+            ``True`` or ``False``: which computes each step (see ``cfm_step``); both train
+            the same model, to float64 rounding.
 
     Returns:
         ``(params, losses)``: the trained parameters for ``nn.velocity_apply`` and the
@@ -535,39 +527,50 @@ def train_cfm(data, path, n_steps, batch_size=256, hidden=(64, 64, 64), lr=1e-3,
     rng = check_rng(rng)
     if callback is not None:
         check_callable(callback, "callback")
-    fused = check_bool(fused, "fused")
+    fused = use_engine(fused)
     params0 = velocity_init(data.shape[1], hidden, rng)
     step, current_params = cfm_step(data, path, params0, batch_size, lr, rng, ot_pairing, fused)
     losses = onp.zeros(n_steps)
-    for k in range(n_steps):
-        if callback is None:
+    with blas_single_threaded():  # once for the whole run (each step's own limit then nests for free)
+        for k in range(n_steps):
+            if callback is None:
+                losses[k] = step()
+                continue
+            before = [(onp.array(W), onp.array(b)) for W, b in current_params()]
             losses[k] = step()
-            continue
-        before = [(W.copy(), b.copy()) for W, b in current_params()]
-        losses[k] = step()
-        callback(before, k, losses[k])
-    return [(W.copy(), b.copy()) for W, b in current_params()], losses
+            callback(before, k, losses[k])
+    return [(onp.array(W), onp.array(b)) for W, b in current_params()], losses
 
 
-def model_velocity(params, fused=True):
+def model_velocity(params, fused=None):
     """The learned field as a callable  u(x, t) = v_theta(x, t)  [lecture: Flow Matching In Practice, step 5]
 
     Args:
         params: parameters of ``nn.velocity_init`` / ``train_cfm``.
-        fused: return an ``nn.VelocityNetwork`` (the fused primitive with reused buffers,
-            and an exact forward-mode divergence for ``cnf``), or the readable
-            ``velocity_apply`` as a closure; the two compute the same numbers.
+        fused: ``None`` (default: the fast engine unless ``reference.readable()``),
+            ``True``: a ``reference.engines.mlp.VelocityNetwork`` (the evaluation-only
+            forward pass in reused buffers, and an exact forward-mode divergence for
+            ``cnf``), or ``False``: the readable ``velocity_apply`` as a closure. The two
+            compute the same numbers.
 
     Returns:
-        ``u(x, t) -> (n, d)``, for ``ode.integrate`` and the plotting helpers.
+        ``u(x, t) -> (n, d)``, for ``ode.integrate`` and the plotting helpers; its ``d``
+        attribute is the dimension.
     """
-    fused = check_bool(fused, "fused")
-    if fused:
-        return VelocityNetwork(params)
     d_in, d_out = _check_mlp(params, what="reference.nn.velocity_init")
     if d_in != d_out + 1:
         raise ValueError(f"params must map [x, t] (d + 1 inputs) to d outputs, got R^{d_in} -> R^{d_out}")
-    return lambda x, t: velocity_apply(params, x, t)
+    if use_engine(fused):
+        from .engines.mlp import VelocityNetwork
+
+        return VelocityNetwork(params)
+    params = [(onp.array(getval(W), dtype=onp.float64), onp.array(getval(b), dtype=onp.float64)) for W, b in params]
+
+    def v_theta(x, t):
+        return velocity_apply(params, x, t)
+
+    v_theta.d = d_out
+    return v_theta
 
 
 def sample_model(params, n, rng, method="euler", n_steps=100, adaptive=False, rtol=1e-5, atol=1e-5,

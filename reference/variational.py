@@ -43,14 +43,12 @@ which maximises the ELBO by Adam.
 """
 
 import numbers
-import threading
 from collections import namedtuple
 from functools import partial
 
 import autograd.numpy as np
 import numpy as onp
 from autograd import value_and_grad
-from autograd.extend import defvjp, defvjp_argnums, primitive
 from autograd.scipy.linalg import solve_triangular
 from autograd.tracer import getval
 
@@ -59,7 +57,8 @@ from .flows.chain import chain_forward, chain_inverse, realnvp_forward, realnvp_
 from .flows.coupling import _check_permutation
 from .flows.planar import PLANAR_MARGIN, planar_constrain, planar_forward, planar_inverse
 from .nn import ACTIVATIONS, mlp_apply, mlp_init
-from .train import FlatAdam, flatten_params, minibatch_indices
+from .engines import use_engine
+from .train import _adam_update, flatten_params, minibatch_indices
 
 __all__ = [
     "ELBO",
@@ -682,112 +681,17 @@ def _planar_layers(layers):
                     "or {'a': (n, K, d), 'b': (n, K, d), 'c': (n, K)} (one flow per datum)")
 
 
-def _planar_constrain_stacked(A, B, C):
-    """``planar_constrain`` of every layer at once (same formula): a_hat = a + (m(a^T b) - a^T b) b / |b|^2."""
-    ab = np.sum(A * B, axis=-1)
-    m = -1.0 + PLANAR_MARGIN + np.logaddexp(0.0, ab + 1.0 - PLANAR_MARGIN)
-    return A + ((m - ab) / (np.sum(B * B, axis=-1) + 1e-300))[..., None] * B, B, C
-
-
-def _planar_chain_trace(A, B, C, z):
-    """Forward pass of the chain, keeping each layer's input and tanh for the backward pass.
-
-    Shapes, one flow per datum (shared layers are the case ``n = 1``): ``A, B``:
-    ``(K, n, d)``, ``C``: ``(K, n)``, ``z``: ``(n, d, S)``: datum first and samples last, so
-    that each sum over ``d`` or over the samples is one batched matrix product and every
-    elementwise operation runs along the long sample axis.
-    """
-    K = A.shape[0]
-    zs, H = onp.empty((K,) + z.shape), onp.empty((K, z.shape[0], z.shape[2]))
-    for k in range(K):
-        zs[k] = z
-        H[k] = onp.tanh(onp.matmul(B[k][:, None, :], z)[:, 0, :] + C[k][:, None])  # tanh(b^T z + c), (n, S)
-        z = z + A[k][:, :, None] * H[k][:, None, :]
-    u = onp.sum(A * B, axis=-1)[..., None]  # a_k^T b_k, (K, n, 1)
-    log_det = onp.sum(onp.log1p((1.0 - H * H) * u), axis=0)
-    return onp.concatenate([z, log_det[:, None, :]], axis=1), zs, H, u
-
-
-_LAST_TRACE = threading.local()
-"""The forward pass's trace, handed to the backward pass (autograd builds the VJP right after the forward)."""
-
-
-@primitive
-def _planar_chain_fused(A, B, C, z):
-    """The planar chain as one autograd primitive: ``[z_K, sum_k log_det_k]``, shape ``(n, d + 1, S)``.
-
-    Layer k:  s = b_k^T z + c_k,  h = tanh(s),  z <- z + h a_k,  log_det_k = log(1 + (1 - h^2) a_k^T b_k).
-    Shapes as ``_planar_chain_trace``. Call it through ``_planar_chain``.
-    """
-    out, *trace = _planar_chain_trace(A, B, C, z)
-    _LAST_TRACE.value = (out, trace)
-    return out
-
-
-def _planar_chain_values(A, B, C, z):
-    """The forward pass alone, keeping nothing (no gradient wanted); shapes as ``_planar_chain_trace``."""
-    log_det = onp.zeros((z.shape[0], z.shape[2]))
-    for k in range(A.shape[0]):
-        h = onp.tanh(onp.matmul(B[k][:, None, :], z)[:, 0, :] + C[k][:, None])
-        log_det += onp.log1p((1.0 - h * h) * onp.sum(A[k] * B[k], axis=-1)[:, None])
-        z = z + A[k][:, :, None] * h[:, None, :]
-    return onp.concatenate([z, log_det[:, None, :]], axis=1)
-
-
-def _planar_chain(A, B, C, z):
-    """``_planar_chain_fused``, then drop its trace (the backward pass, if any, has taken it); without
-    autograd boxes, the forward pass alone."""
-    if all(getval(v) is v for v in (A, B, C, z)):
-        return _planar_chain_values(A, B, C, z)
-    try:
-        return _planar_chain_fused(A, B, C, z)
-    finally:
-        _LAST_TRACE.value = None
-
-
-def _planar_chain_vjp(argnums, out, args, kwargs):
-    """Backward pass of the fused chain, layer K first.
-
-    With g_z = dL/dz after layer k, g_l = dL/d(log_det), psi = 1 - h^2, u = a^T b and
-    w = g_l psi / (1 + psi u) (= dL/du, per sample):
-        ds = (g_z . a) psi - 2 h u w,      dz_{k-1} = g_z + ds b,
-        da = sum_S h g_z + (sum_S w) b,    db = sum_S ds z_{k-1} + (sum_S w) a,    dc = sum_S ds.
-    """
-    A, B, C, z = args
-    last = getattr(_LAST_TRACE, "value", None)
-    zs, H, u = last[1] if last is not None and last[0] is out else _planar_chain_trace(A, B, C, z)[1:]
-    psi = 1.0 - H * H
-
-    def vjp(g):
-        g_z, g_l = g[:, :-1, :], g[:, -1, :]
-        W = g_l * psi / (1.0 + psi * u)  # (K, n, S), every layer at once
-        T = 2.0 * H * u * W
-        dA, dB, DS = onp.empty_like(A), onp.empty_like(B), onp.empty_like(H)
-        for k in range(A.shape[0] - 1, -1, -1):
-            DS[k] = onp.matmul(A[k][:, None, :], g_z)[:, 0, :] * psi[k] - T[k]
-            dA[k] = onp.matmul(g_z, H[k][:, :, None])[..., 0]
-            dB[k] = onp.matmul(zs[k], DS[k][:, :, None])[..., 0]
-            g_z = g_z + B[k][:, :, None] * DS[k][:, None, :]
-        W_sum = W.sum(axis=-1)[..., None]  # (K, n, 1)
-        grads = (dA + W_sum * B, dB + W_sum * A, DS.sum(axis=-1), g_z)
-        return tuple(grads[i] for i in argnums)
-    return vjp
-
-
-defvjp_argnums(_planar_chain_fused, _planar_chain_vjp)
-
-
-def planar_posterior(base, layers, constrain=True, active=None, fused=True):
+def planar_posterior(base, layers, constrain=True, active=None, fused=None):
     """Planar-flow posterior (Rezende & Mohamed, 2015)  z_k = z_{k-1} + tanh(b_k^T z_{k-1} + c_k) a_k  [lecture: Variational auto-encoders; planar flow]
 
         log q(z_K | x) = log q_0(z_0 | x) - sum_k log |1 + tanh'(b_k^T z_{k-1} + c_k) a_k^T b_k|
 
-    With ``fused=False`` sampling runs the readable layers of ``reference.flows.planar``:
-    ``planar_constrain``, then ``planar_forward`` of each layer composed by
-    ``reference.flows.chain.chain_forward``. With ``fused=True`` (the default) the same chain
-    is one autograd primitive whose backward pass is written out next to it: one graph
-    node instead of about twenty per layer (tested equal to the readable chain, values and
-    gradients). ``log_prob`` inverts each layer by its root solve (``planar_inverse``).
+    Sampling runs the readable layers of ``reference.flows.planar``: ``planar_constrain``,
+    then ``planar_forward`` of each layer composed by ``reference.flows.chain.chain_forward``;
+    or their fast engine (``reference.engines.variational``: the whole chain as one autograd
+    primitive whose backward pass is written out, one graph node instead of about twenty
+    per layer; tested equal to the readable chain, values and gradients). ``log_prob``
+    inverts each layer by its root solve (``planar_inverse``).
 
     Args:
         base: ``q_0``, e.g. a ``MeanFieldGaussian`` or a ``MeanFieldEncoder``.
@@ -804,13 +708,14 @@ def planar_posterior(base, layers, constrain=True, active=None, fused=True):
             not active is the identity (its ``a`` is set to 0 after the constraint), so
             flows of different depths ``K' <= K`` (``K' = 0``: the base alone) are fitted
             at once, one per datum.
-        fused: sample through the fused primitive (True) or the readable layers (False).
+        fused: ``None`` (default: the engine unless ``reference.readable()``), ``True`` (the
+            fused primitive) or ``False`` (the readable layers).
 
     Returns:
         a ``FlowPosterior``.
     """
     A, B, C, n = _planar_layers(layers)
-    constrain, fused = _check_bool(constrain, "constrain"), _check_bool(fused, "fused")
+    constrain, fused = _check_bool(constrain, "constrain"), use_engine(fused)
     if isinstance(A, list):  # a list of dicts: shared layers
         A, B, C = (np.stack([layer[key] for layer in A]) for key in "abc")
     K, d = np.shape(A)[0], np.shape(A)[-1]
@@ -847,18 +752,9 @@ def planar_posterior(base, layers, constrain=True, active=None, fused=True):
                 np.reshape(np.stack([o[1] for o in outs], axis=1), (-1,)))
 
     if fused:
-        A_used, B_used, C_used = _planar_constrain_stacked(A, B, C) if constrain else (A, B, C)
-        if mask is not None:
-            A_used = A_used * mask
+        from .engines.variational import _fused_planar_forward
 
-        def forward(rows):
-            rows = as_points(rows, "z", d=d)
-            if n is None:  # shared layers: one "datum" holding every row
-                out = _planar_chain(A_used[:, None, :], B_used[:, None, :], C_used[:, None], np.transpose(rows)[None])[0]
-                return np.transpose(out[:-1]), out[-1]
-            z = np.transpose(np.reshape(rows, (-1, n, d)), (1, 2, 0))  # rows s n + i -> (n, d, S)
-            out = np.reshape(np.transpose(_planar_chain(A_used, B_used, C_used, z), (2, 0, 1)), (-1, d + 1))
-            return out[:, :-1], out[:, -1]
+        forward = _fused_planar_forward(A, B, C, mask, constrain, n, d)
     elif n is None:
         forward = partial(chain_forward, [partial(planar_forward, layer(k)) for k in range(K)])
     else:
@@ -1239,64 +1135,13 @@ def energy(name, z):
     return -np.logaddexp(-0.5 * (e / 0.4) ** 2, -0.5 * ((e + _w3(z1)) / 0.35) ** 2) + window
 
 
-def _energy_gradient(name, z):
-    """dU/dz of ``energy(name, z)`` written out (plain NumPy), shape ``(m, 2)``.
-
-    Each energy is ``Q(z) - log(exp(f_a) + exp(f_b)) + W(z1)`` (``U2`` has no log-sum-exp,
-    ``U1`` no window), so ``dU = dQ - pi_a df_a - pi_b df_b + dW`` with ``pi = softmax(f_a, f_b)``:
-
-        U1: Q = ((r - 2)/0.4)^2/2, dQ = (r - 2)/0.16 z/r;  f = -((z1 -+ 2)/0.6)^2/2, df/dz1 = -(z1 -+ 2)/0.36
-        U2-U4: e = z2 - w1, de = (-w1', 1), w1' = (pi/2) cos(pi z1/2), dW/dz1 = (z1/4)^7;
-        U2: Q = (e/0.4)^2/2, dQ = e/0.16 de;
-        U3, U4: f_a = -(e/s_a)^2/2, f_b = -((e + w)/s_b)^2/2 with w = w2 (U3) or w3 (U4),
-                df_a = -e/s_a^2 de,  df_b = -(e + w)/s_b^2 (de + (w', 0)),
-                w2' = -w2 (z1 - 1)/0.36,  w3' = w3 (1 - sigmoid((z1 - 1)/0.3))/0.3.
-    """
-    z1, z2 = z[:, 0], z[:, 1]
-    g1, g2 = onp.zeros_like(z1), onp.zeros_like(z2)
-    if name == "U1":
-        r = onp.hypot(z1, z2)
-        dq = (r - 2.0) / 0.16 / onp.where(r > 0, r, 1.0)
-        g1, g2 = dq * z1, dq * z2
-        fa, fb = -0.5 * ((z1 - 2.0) / 0.6) ** 2, -0.5 * ((z1 + 2.0) / 0.6) ** 2
-        dfa, dfb = (-(z1 - 2.0) / 0.36, 0.0), (-(z1 + 2.0) / 0.36, 0.0)
-    else:
-        e = z2 - onp.sin(0.5 * onp.pi * z1)
-        de1 = -0.5 * onp.pi * onp.cos(0.5 * onp.pi * z1)  # de/dz1 (de/dz2 = 1)
-        g1 = g1 + (z1 / WINDOW) ** 7
-        if name == "U2":
-            return onp.stack([g1 + e / 0.16 * de1, g2 + e / 0.16], axis=1)
-        if name == "U3":
-            w = 3.0 * onp.exp(-0.5 * ((z1 - 1.0) / 0.6) ** 2)
-            dw, sa = -w * (z1 - 1.0) / 0.36, 0.35
-        else:
-            sig = 1.0 / (1.0 + onp.exp(-(z1 - 1.0) / 0.3))
-            w = 3.0 * sig
-            dw, sa = w * (1.0 - sig) / 0.3, 0.4
-        fa, fb = -0.5 * (e / sa) ** 2, -0.5 * ((e + w) / 0.35) ** 2
-        ka, kb = -e / sa**2, -(e + w) / 0.35**2
-        dfa, dfb = (ka * de1, ka), (kb * (de1 + dw), kb)
-    pa = 1.0 / (1.0 + onp.exp(fb - fa))  # softmax weight of f_a
-    pb = 1.0 - pa
-    return onp.stack([g1 - pa * dfa[0] - pb * dfb[0], g2 - pa * dfa[1] - pb * dfb[1]], axis=1)
-
-
-@primitive
-def _energy_fused(name, z):
-    """``energy(name, z)`` as one autograd primitive whose gradient is ``_energy_gradient``."""
-    return energy(name, z)
-
-
-defvjp(_energy_fused, lambda ans, name, z: lambda g: g[:, None] * _energy_gradient(name, z), argnums=[1])
-
-
 def _check_energy_name(name, what="name"):
     if not isinstance(name, str) or name not in ENERGIES:
         raise ValueError(f"{what} must be one of {ENERGIES}, got {name!r}")
     return name
 
 
-def energy_log_joint(name, fused=True):
+def energy_log_joint(name, fused=None):
     """The target of unamortised VI on 2-D energies: log_joint(x, z) = -U(z)  [lecture: Variational auto-encoders]
 
     ``ELBO(q) = E_q[-U(z) - log q(z)] <= log Z``, and ``log Z - ELBO(q) = KL(q || p)``.
@@ -1308,15 +1153,18 @@ def energy_log_joint(name, fused=True):
 
     Args:
         name: one of ``ENERGIES``, or a sequence of them.
-        fused: differentiate ``energy`` through one autograd primitive whose gradient is
-            written out (True, the default; tested equal to autograd's) or through
-            autograd's trace of the readable ``energy`` (False).
+        fused: ``None`` (default: the engine unless ``reference.readable()``), ``True``:
+            differentiate ``energy`` through one autograd primitive whose gradient is
+            written out (``reference.engines.variational``; tested equal to autograd's), or
+            ``False``: through autograd's trace of the readable ``energy``.
 
     Returns:
         a callable ``log_joint(x, z) -> (m,)`` for ``elbo`` and ``fit_elbo``.
     """
-    fused = _check_bool(fused, "fused")
-    U = _energy_fused if fused else energy
+    if use_engine(fused):
+        from .engines.variational import fused_energy as U
+    else:
+        U = energy
     if isinstance(name, str):
         _check_energy_name(name)
 
@@ -1389,7 +1237,7 @@ def fit_elbo(model, params, x, n_steps, n_samples=8, lr=1e-2, lr_final=None, bat
         loss_k(params) = -(1/|B_k|) sum_{i in B_k} ELBO_i(params)   (elbo with n_samples samples)
         params <- Adam step on grad loss_k,   lr_k = lr (lr_final / lr)^(k / (n_steps - 1))
 
-    The gradient is autograd's; the update is ``reference.train.FlatAdam`` (the
+    The gradient is autograd's; the update is ``reference.train.adam_update`` (the
     arithmetic of ``autograd.misc.optimizers.adam``) on ``reference.train.flatten_params``,
     with the step size decaying geometrically from ``lr`` to ``lr_final``.
 
@@ -1426,8 +1274,9 @@ def fit_elbo(model, params, x, n_steps, n_samples=8, lr=1e-2, lr_final=None, bat
         batches = minibatch_indices(x.shape[0], n_steps, batch_size, rng)
     try:
         theta, unflatten = flatten_params(params)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"params must be a pytree (dicts, lists, tuples) of real arrays, got {_describe(params)}") from err
+    except (TypeError, ValueError) as err:  # the same kind of error, said in fit_elbo's words
+        raise type(err)(f"params must be a pytree (dicts, lists, tuples) of real arrays holding at least one "
+                        f"number, got {_describe(params)}: {err}") from err
     if theta.size == 0 or not onp.all(onp.isfinite(theta)):
         raise ValueError("params must hold at least one number and only finite ones")
     built = model(params)
@@ -1440,19 +1289,18 @@ def fit_elbo(model, params, x, n_steps, n_samples=8, lr=1e-2, lr_final=None, bat
         return -np.mean(elbo(log_joint, q, x_batch, n_samples, rng).value)
 
     loss_and_grad = value_and_grad(loss)
-    adam = FlatAdam(theta.copy(), lr=lr)
+    m, v = onp.zeros_like(theta), onp.zeros_like(theta)
     decay = (lr_final / lr) ** (1.0 / max(n_steps - 1, 1))
     for k in range(n_steps):
-        adam.lr = lr * decay**k
         x_batch = x if batch_size is None else x[batches[k]]
-        value, g = loss_and_grad(adam.theta, x_batch)
+        value, g = loss_and_grad(theta, x_batch)
         if not onp.isfinite(value) or not onp.all(onp.isfinite(g)):
             raise FloatingPointError(f"the ELBO or its gradient became non-finite at step {k}; lower lr")
         elbos[k] = -value
         if callback is not None:
-            callback(unflatten(adam.theta), k, -value)
-        adam.step(g)
-    return unflatten(adam.theta.copy()), elbos
+            callback(unflatten(theta), k, -value)
+        theta, m, v = _adam_update(theta, g, m, v, k + 1, lr * decay**k)
+    return unflatten(theta), elbos
 
 
 class PlanarFits(namedtuple("PlanarFits", ["q", "x", "depths", "params", "params0", "build", "elbos"])):
@@ -1490,7 +1338,7 @@ class PlanarFits(namedtuple("PlanarFits", ["q", "x", "depths", "params", "params
 
 
 def fit_planar_vi(log_joint, x, d, depths, n_steps, rng, n_samples=128, lr=0.05, lr_final=1e-3, n_starts=4,
-                  mean_field_steps=None, fused=True):
+                  mean_field_steps=None, fused=None):
     """Unamortised VI by planar flows of several depths at once: each (datum, depth) its own q  [lecture: Variational auto-encoders; planar flow]
 
         max over (mu, sigma, a, b, c) of  sum_{i, j} ELBO(q_ij; x_i),
@@ -1538,7 +1386,7 @@ def fit_planar_vi(log_joint, x, d, depths, n_steps, rng, n_samples=128, lr=0.05,
     n_samples = check_positive_int(n_samples, "n_samples", minimum=2)
     n_starts = check_positive_int(n_starts, "n_starts")
     mean_field_steps = n_steps if mean_field_steps is None else check_positive_int(mean_field_steps, "mean_field_steps")
-    fused = _check_bool(fused, "fused")
+    fused = use_engine(fused)
     rng = check_rng(rng)
     n_x, n_depths, K = x.shape[0], depths.size, max(int(depths.max()), 1)
 

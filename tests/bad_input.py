@@ -225,6 +225,15 @@ class Flag(Arg):
 
 
 @dataclass
+class Mode(Arg):
+    """``fused=``-style flags: ``None`` (follow ``reference.readable()``), ``True`` or ``False``."""
+
+    def probes(self, name):
+        ok = (name,)
+        return [("str", "no", ok), ("float", 0.5, ok), ("int", 1, ok), ("array", np.array([True, False]), ok)]
+
+
+@dataclass
 class Func(Arg):
     """A callable argument; the bad ones are the good one with its output corrupted.
 

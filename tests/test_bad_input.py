@@ -33,7 +33,8 @@ import pytest
 
 from tests import bad_input_references as ref
 from tests.bad_input import (
-    Acceptance, Array, Boom, Case, Choice, Fixed, Flag, Func, Int, Layers, Obj, Points, Real, Rng, Time, Tree, positive_control, run_case,
+    Acceptance, Array, Boom, Case, Choice, Fixed, Flag, Func, Int, Layers, Mode, Obj, Points, Real, Rng, Time, Tree,
+    positive_control, run_case,
 )
 
 matplotlib.use("Agg")
@@ -43,6 +44,9 @@ from reference import (  # noqa: E402
     autodiff, bridge, change_of_variables, cnf, continuity, distributions, losses, marginal, metrics, nn, ode,
     oracles, ot, paths, plot, testing, train,
 )
+from reference import engines  # noqa: E402
+from reference.engines import adam as engines_adam, cfm as engines_cfm, mlp as engines_mlp  # noqa: E402
+from reference.engines import parallel as engines_parallel  # noqa: E402
 from reference.flows import chain, coupling, planar  # noqa: E402
 
 
@@ -373,12 +377,12 @@ def _workspace_probes(arg):
 def nn_cases():
     params, mlp = VPARAMS, MLP
     theta, sizes = nn.mlp_flatten(params)
-    net = nn.VelocityNetwork(params)
     t = Time(T, n=N, unit=False)
     flat = dict(theta=Array(theta, shapes=("extra", "last")), h=Points(H), sizes=Fixed(sizes), workspace=Fixed(None))
     flat_extra = _size_probes("sizes", sizes) + [("sizes", "not theta's", (D + 1, 5, D), ("sizes", "theta"))] + \
         _workspace_probes("workspace")
     return [
+        Case("sigmoid", nn.sigmoid, dict(h=Array(H, shapes=()))),
         Case("silu", nn.silu, dict(h=Array(H, shapes=()))),
         Case("mlp_init", nn.mlp_init, dict(sizes=Fixed((3, 4, 2)), rng=Rng(), zero_last=Flag(False)),
              extra=_size_probes("sizes", (3, 4, 2))),
@@ -389,15 +393,82 @@ def nn_cases():
         Case("mlp_flatten", nn.mlp_flatten, dict(params=Tree(mlp))),
         Case("mlp_unflatten", nn.mlp_unflatten, dict(theta=Array(theta, shapes=("extra", "last")), sizes=Fixed(sizes)),
              extra=_size_probes("sizes", sizes) + [("sizes", "not theta's", (D + 1, 5, D), ("sizes", "theta"))]),
-        Case("mlp_apply_flat", nn.mlp_apply_flat, flat, extra=flat_extra),
-        Case("mlp_forward_flat", nn.mlp_forward_flat, flat, extra=flat_extra),
-        Case("velocity_and_divergence_flat", nn.velocity_and_divergence_flat,
+    ], {"ACTIVATIONS": "a tuple of option names"}
+
+
+def engines_mlp_cases():
+    params = VPARAMS
+    theta, sizes = nn.mlp_flatten(params)
+    net = engines_mlp.VelocityNetwork(params)
+    t = Time(T, n=N, unit=False)
+    flat = dict(theta=Array(theta, shapes=("extra", "last")), h=Points(H), sizes=Fixed(sizes), workspace=Fixed(None))
+    flat_extra = _size_probes("sizes", sizes) + [("sizes", "not theta's", (D + 1, 5, D), ("sizes", "theta"))] + \
+        _workspace_probes("workspace")
+    return [
+        Case("mlp_apply_flat", engines_mlp.mlp_apply_flat, flat, extra=flat_extra),
+        Case("mlp_forward_flat", engines_mlp.mlp_forward_flat, flat, extra=flat_extra),
+        Case("velocity_and_divergence_flat", engines_mlp.velocity_and_divergence_flat,
              dict(theta=Array(theta, shapes=("extra", "last")), sizes=Fixed(sizes), x=Points(X, names=("sizes",)), t=t),
              extra=_size_probes("sizes", sizes) + [("sizes", "not theta's", (D + 1, 5, D), ("sizes", "theta"))]),
-        Case("VelocityNetwork()", nn.VelocityNetwork, dict(params=Tree(params))),
+        Case("VelocityNetwork()", engines_mlp.VelocityNetwork, dict(params=Tree(params))),
         Case("VelocityNetwork.__call__", net, dict(x=Points(X), t=t)),
         Case("VelocityNetwork.velocity_and_divergence", net.velocity_and_divergence, dict(x=Points(X), t=t)),
-    ], {"ACTIVATIONS": "a tuple of option names"}
+    ], {}
+
+
+def engines_adam_cases():
+    theta = _r.standard_normal(6)
+
+    def adam_step(theta, lr, b1, b2, eps):
+        opt = engines_adam.FlatAdam(np.array(theta, dtype=float) if isinstance(theta, np.ndarray) and theta.dtype == float
+                                    else theta, lr, b1, b2, eps)
+        return opt.step(np.ones(6))
+
+    opt = engines_adam.FlatAdam(theta.copy())
+    bad_g = [("g", label, v, ("g",)) for label, v in (
+        ("wrong shape", np.ones(5)), ("NaN", _nan(np.ones(6))), ("complex", np.ones(6) + 1j), ("str", "g"), ("None", None))]
+    return [
+        Case("FlatAdam()", adam_step,
+             dict(theta=Array(theta, shapes=("extra", "missing"), extreme=False), lr=Real(1e-3, low=0.0, low_open=True),
+                  b1=Real(0.9, low=0.0, high=1.0, high_open=True), b2=Real(0.999, low=0.0, high=1.0, high_open=True),
+                  eps=Real(1e-8, low=0.0, low_open=True)),
+             extra=[("theta", "a list", list(theta), ("theta",)), ("theta", "int array", np.arange(6), ("theta",))]),
+        Case("FlatAdam.step", opt.step, dict(g=Fixed(np.ones(6))), extra=bad_g),
+    ], {}
+
+
+def engines_cases():
+    def in_mode(on):
+        with engines.readable(on):
+            return engines.is_readable()
+
+    return [
+        Case("readable", in_mode, dict(on=Flag(True))),
+        Case("is_readable", engines.is_readable, {}),
+        Case("engines_on", engines.engines_on, {}),
+        Case("use_engine", engines.use_engine, dict(fused=Mode(True))),
+    ], {"ENVIRONMENT_VARIABLE": "the variable's name, a str"}
+
+
+def engines_cfm_cases():
+    linear = paths.LinearInterpolationPath()
+
+    def step_once(**kw):
+        step, current = engines_cfm.cfm_step(**kw)
+        return step(), current()
+
+    return [
+        Case("cfm_step", step_once,
+             dict(data=Points(TRAIN_DATA, d_free=True), path=path_arg(linear, spiked=False), params=Tree(VPARAMS),
+                  batch_size=Int(4), lr=Real(1e-3, low=0.0, low_open=True), rng=Rng(), ot_pairing=Flag(False))),
+    ], {}
+
+
+def engines_parallel_cases():
+    return [
+        Case("parallel_map", engines_parallel.parallel_map, dict(fn=Func(abs, outputs=False), items=Fixed([1, -2, 3]))),
+        Case("blas_single_threaded", lambda: engines_parallel.blas_single_threaded().__enter__() and None, {}),
+    ], {"N_WORKERS": "a number"}
 
 
 def ode_cases():
@@ -649,13 +720,6 @@ def train_cases():
         theta, unflatten = train.flatten_params(params)
         return theta, unflatten(theta)
 
-    def adam_step(theta, lr, b1, b2, eps):
-        opt = train.FlatAdam(np.array(theta, dtype=float) if isinstance(theta, np.ndarray) and theta.dtype == float else theta,
-                             lr, b1, b2, eps)
-        return opt.step(np.ones(6))
-
-    opt = train.FlatAdam(theta.copy())
-
     def step_once(**kw):
         step, current = train.cfm_step(**kw)
         return step(), current()
@@ -665,9 +729,7 @@ def train_cases():
 
     d = dict(data=Points(data, d_free=True), path=path_arg(linear, spiked=False))
     cfm = dict(d, params=Tree(vparams), batch_size=Int(4), lr=Real(1e-3, low=0.0, low_open=True), rng=Rng(),
-               ot_pairing=Flag(False), fused=Flag(True))
-    bad_g = [("g", label, v, ("g",)) for label, v in (
-        ("wrong shape", np.ones(5)), ("NaN", _nan(np.ones(6))), ("complex", np.ones(6) + 1j), ("str", "g"), ("None", None))]
+               ot_pairing=Flag(False), fused=Mode(True))
     return [
         Case("minibatch_indices", train.minibatch_indices, dict(n_data=Int(8), n_steps=Int(2), batch_size=Int(3), rng=Rng())),
         Case("flatten_params", flat_and_back, dict(params=Tree(rp, generic=True))),
@@ -686,19 +748,22 @@ def train_cases():
                   init_scale=Real(0.5, low=0.0, low_open=True))),
         Case("cfm_batch", train.cfm_batch, dict(d, batch_size=Int(4), rng=Rng(), ot_pairing=Flag(True)),
              extra=[("path", "a path on x1 with ot_pairing", conical, ("path", "ot_pairing"))]),
-        Case("FlatAdam()", adam_step,
-             dict(theta=Array(theta, shapes=("extra", "missing"), extreme=False), lr=Real(1e-3, low=0.0, low_open=True),
+        Case("adam_update", train.adam_update,
+             dict(theta=Array(theta, shapes=("extra", "missing"), extreme=False), g=Fixed(np.ones(6)), m=Fixed(np.zeros(6)),
+                  v=Fixed(np.zeros(6)), k=Int(1), lr=Real(1e-3, low=0.0, low_open=True),
                   b1=Real(0.9, low=0.0, high=1.0, high_open=True), b2=Real(0.999, low=0.0, high=1.0, high_open=True),
                   eps=Real(1e-8, low=0.0, low_open=True)),
-             extra=[("theta", "a list", list(theta), ("theta",)), ("theta", "int array", np.arange(6), ("theta",))]),
-        Case("FlatAdam.step", opt.step, dict(g=Fixed(np.ones(6))), extra=bad_g),
+             extra=[(arg, label, v, (arg,)) for arg in ("g", "m", "v") for label, v in (
+                 ("wrong shape", np.ones(5)), ("NaN", _nan(np.ones(6))), ("complex", np.ones(6) + 1j), ("str", "g"),
+                 ("None", None))] + [("v", "negative", -np.ones(6), ("v",))]),
         Case("cfm_step", step_once, cfm),
         Case("cfm_step(fused=False)", step_once, dict(cfm, fused=Fixed(False))),
+        Case("cfm_step(fused=True)", step_once, dict(cfm, fused=Fixed(True))),
         Case("train_cfm", train.train_cfm,
              dict(d, n_steps=Int(2), batch_size=Int(4), hidden=Fixed((4,)), lr=Real(1e-3, low=0.0, low_open=True), rng=Rng(),
-                  ot_pairing=Flag(False), callback=Func(lambda p, k, v: None, outputs=False, optional=True), fused=Flag(True)),
+                  ot_pairing=Flag(False), callback=Func(lambda p, k, v: None, outputs=False, optional=True), fused=Mode(True)),
              extra=_hidden_probes("hidden")),
-        Case("model_velocity", velocity_of, dict(params=Tree(vparams), fused=Flag(True))),
+        Case("model_velocity", velocity_of, dict(params=Tree(vparams), fused=Mode(True))),
         Case("model_velocity(fused=False)", velocity_of, dict(params=Tree(vparams), fused=Fixed(False))),
         Case("sample_model", train.sample_model,
              dict(params=Tree(vparams), n=Int(3), rng=Rng(), method=Choice("euler"), n_steps=Int(3), adaptive=Flag(False),
@@ -1092,6 +1157,11 @@ MODULES = {
     "reference.flows.chain": flows_chain_cases,
     "reference.flows.coupling": flows_coupling_cases,
     "reference.flows.planar": flows_planar_cases,
+    "reference.engines": engines_cases,
+    "reference.engines.adam": engines_adam_cases,
+    "reference.engines.cfm": engines_cfm_cases,
+    "reference.engines.mlp": engines_mlp_cases,
+    "reference.engines.parallel": engines_parallel_cases,
     "reference.testing": testing_cases,
     "reference.fixtures": fixtures_cases,
 }
@@ -1442,20 +1512,22 @@ ACCEPT = {
     ("metrics.mmd2(bandwidth=None)", "x", "|x| ~ *"): Acceptance("scale-free with the median bandwidth", _metric("mmd-median")("x")),
     ("metrics.mmd2(bandwidth=None)", "y", "|x| ~ *"): Acceptance("scale-free with the median bandwidth", _metric("mmd-median")("y")),
     # nn: saturating activations; far inputs and large weights give what the network's formula gives
+    ("nn.sigmoid", "h", "|v| ~ *"): Acceptance("sigmoid(h) -> 1 or -> 0 for large |h|, never overflowing",
+                                               lambda r, v, c: R.close(r, 1 / (1 + np.exp(-R.ld(v))), atol=1e-300)),
     ("nn.silu", "h", "|v| ~ *"): Acceptance("silu(h) -> h or -> 0 for large |h|, never overflowing",
                                             lambda r, v, c: R.close(r, R.ld(v) / (1 + np.exp(-R.ld(v))), atol=1e-300)),
     ("nn.mlp_apply", "*", "*1e*"): Acceptance("the network's formula at any finite input", _mlp_check("mlp_apply")),
     ("nn.velocity_apply", "*", "*1e*"): Acceptance("the network's formula at any finite input", _mlp_check("velocity_apply")),
-    ("nn.mlp_apply_flat", "h", "|x| ~ *"): Acceptance("the network's formula at any finite input", _mlp_check("flat")),
-    ("nn.mlp_forward_flat", "h", "|x| ~ *"): Acceptance("the network's formula at any finite input", _mlp_check("flat")),
-    ("nn.mlp_*_flat", "theta", "|v| ~ 1e154"): Acceptance(
+    ("engines.mlp.mlp_apply_flat", "h", "|x| ~ *"): Acceptance("the network's formula at any finite input", _mlp_check("flat")),
+    ("engines.mlp.mlp_forward_flat", "h", "|x| ~ *"): Acceptance("the network's formula at any finite input", _mlp_check("flat")),
+    ("engines.mlp.mlp_*_flat", "theta", "|v| ~ 1e154"): Acceptance(
         "one weight of 1e154: the network's formula (the tanh-free SiLU grows linearly)",
         lambda r, v, c: R.close(r, R.mlp(nn.mlp_unflatten(v, nn.mlp_flatten(VPARAMS)[1]), H, "silu"))),
-    ("nn.velocity_and_divergence_flat", "x", "|x| ~ *"): Acceptance("the network and its divergence at any finite input",
+    ("engines.mlp.velocity_and_divergence_flat", "x", "|x| ~ *"): Acceptance("the network and its divergence at any finite input",
                                                                     _mlp_check("v-div")),
-    ("nn.VelocityNetwork.__call__", "x", "|x| ~ *"): Acceptance("the network at any finite input", _mlp_check("v")),
-    ("nn.VelocityNetwork.velocity_and_divergence", "x", "|x| ~ *"): Acceptance("the network and its divergence", _mlp_check("v-div")),
-    ("nn.VelocityNetwork()", "params", "leaf ~ 1e300"): Acceptance("large weights are weights", lambda r, v, c: R.close(r.theta, nn.mlp_flatten(v)[0])),
+    ("engines.mlp.VelocityNetwork.__call__", "x", "|x| ~ *"): Acceptance("the network at any finite input", _mlp_check("v")),
+    ("engines.mlp.VelocityNetwork.velocity_and_divergence", "x", "|x| ~ *"): Acceptance("the network and its divergence", _mlp_check("v-div")),
+    ("engines.mlp.VelocityNetwork()", "params", "leaf ~ 1e300"): Acceptance("large weights are weights", lambda r, v, c: R.close(r.theta, nn.mlp_flatten(v)[0])),
     ("nn.mlp_flatten", "params", "leaf ~ 1e300"): Acceptance("flattening is exact", lambda r, v, c: R.close(r[0], np.concatenate(
         [np.concatenate([np.ravel(W), b]) for W, b in v]))),
     ("nn.mlp_unflatten", "theta", "|v| ~ *"): Acceptance("unflattening is exact", lambda r, v, c: R.close(r[0][0].ravel(), v[:r[0][0].size])),

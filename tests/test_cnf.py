@@ -290,7 +290,8 @@ def test_bad_input_is_refused_with_a_clear_message(call, error, match):
 def test_a_velocity_network_gives_the_same_likelihood_by_forward_mode():
     # nn.VelocityNetwork offers its own exact divergence (forward mode through the network);
     # cnf_logpdf uses it, and gets the numbers of the generic autograd trace
-    from reference.nn import VelocityNetwork, velocity_apply, velocity_init
+    from reference.engines.mlp import VelocityNetwork
+    from reference.nn import velocity_apply, velocity_init
 
     params = velocity_init(2, (16, 16), np.random.default_rng(0))
     x = np.random.default_rng(1).normal(size=(20, 2))

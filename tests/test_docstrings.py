@@ -26,7 +26,8 @@ MODULES = [
     "reference.flows.coupling", "reference.flows.chain", "reference.nn", "reference.ode", "reference.cnf",
     "reference.bridge", "reference.continuity", "reference.paths", "reference.marginal", "reference.oracles",
     "reference.losses", "reference.train", "reference.ot", "reference.metrics", "reference.variational",
-    "exercises.graders",
+    "exercises.graders", "reference.engines.mlp", "reference.engines.adam", "reference.engines.cfm",
+    "reference.engines.marginal", "reference.engines.variational",  # the switch and the threads hold no formula
 ]
 
 KIND_WORDS = {"eq": "equations", "eqs": "equations", "Fig": "figures", "Figs": "figures", "Figure": "figures",

@@ -87,15 +87,9 @@ def test_bad_input_is_refused_with_a_clear_message(call, error, match):
         call()
 
 
-# ------------------------------------------------------------------ the fused fast path
+# ------------------------------------------------------------------ flat parameters
 
-from reference.autodiff import divergence  # noqa: E402
-from reference.nn import (  # noqa: E402
-    mlp_apply_flat,
-    mlp_flatten,
-    mlp_unflatten,
-    velocity_and_divergence_flat,
-)
+from reference.nn import mlp_flatten, mlp_unflatten  # noqa: E402
 
 
 @st.composite
@@ -118,118 +112,3 @@ def test_flatten_round_trip_shares_memory(case):
         np.testing.assert_array_equal(b, b2)
     theta[0] += 1.0  # the unflattened arrays are views
     assert back[0][0].flat[0] == params[0][0].flat[0] + 1.0
-
-
-@given(velocity_networks())
-def test_flat_primitive_is_the_same_function_with_the_same_gradients(case):
-    params, x, t = case
-    theta, sizes = mlp_flatten(params)
-    h = np.concatenate([x, t[:, None]], axis=1)
-    np.testing.assert_allclose(mlp_apply_flat(theta, h, sizes), mlp_apply(params, h), rtol=1e-13, atol=1e-14)
-    weights = np.cos(np.arange(sizes[-1]) + 1.0)  # a loss that weighs outputs differently
-
-    def loss(apply):
-        return lambda th, hh: anp.sum(anp.sin(apply(th, hh)) * weights)
-
-    fused = loss(lambda th, hh: mlp_apply_flat(th, hh, sizes))
-    plain = loss(lambda th, hh: mlp_apply(mlp_unflatten(th, sizes), hh))
-    for argnum in (0, 1):
-        np.testing.assert_allclose(grad(fused, argnum)(theta, h), grad(plain, argnum)(theta, h),
-                                   rtol=1e-11, atol=1e-13)
-    # negative control: the plain gradient with a tanh network differs
-    tanh_plain = loss(lambda th, hh: mlp_apply(mlp_unflatten(th, sizes), hh, "tanh"))
-    assert not np.allclose(grad(fused)(theta, h), grad(tanh_plain)(theta, h), rtol=1e-11, atol=1e-13)
-
-
-def test_flat_primitive_gradients_match_finite_differences(rng):
-    theta, sizes = mlp_flatten(velocity_init(2, (5, 4), rng))
-    h = rng.normal(size=(4, 3))
-    check_grads(lambda th: anp.sum(mlp_apply_flat(th, h, sizes) ** 2), modes=["rev"], order=1)(theta)
-    check_grads(lambda hh: anp.sum(mlp_apply_flat(theta, hh, sizes) ** 2), modes=["rev"], order=1)(h)
-
-
-def test_flat_primitive_is_finite_and_exact_for_huge_pre_activations():
-    # silu(a) -> 0 for a -> -inf and -> a for a -> +inf; exp(-a) overflows harmlessly
-    theta, sizes = mlp_flatten([(np.array([[1.0]]), np.array([0.0])), (np.array([[1.0]]), np.array([0.0]))])
-    h = np.array([[-1e4], [1e4], [0.0]])
-    out = mlp_apply_flat(theta, h, sizes)
-    np.testing.assert_array_equal(out, [[0.0], [1e4], [0.0]])
-    g = grad(lambda th: anp.sum(mlp_apply_flat(th, h, sizes)))(theta)
-    assert np.all(np.isfinite(g))
-
-
-def test_workspace_reuses_its_buffers_and_gives_the_same_numbers(rng):
-    theta, sizes = mlp_flatten(velocity_init(2, (8, 8), rng))
-    h = rng.normal(size=(5, 3))
-    ws = {}
-    first = mlp_apply_flat(theta, h, sizes, workspace=ws).copy()
-    buffers = {k: id(v) for k, v in ws.items() if isinstance(v, np.ndarray)}
-    g_ws = grad(lambda th: anp.sum(mlp_apply_flat(th, h, sizes, workspace=ws) ** 2))(theta)
-    g_plain = grad(lambda th: anp.sum(mlp_apply_flat(th, h, sizes) ** 2))(theta)
-    np.testing.assert_array_equal(first, mlp_apply_flat(theta, h, sizes))
-    np.testing.assert_array_equal(g_ws, g_plain)
-    assert {k: id(v) for k, v in ws.items() if isinstance(v, np.ndarray)} == buffers  # no new buffers
-
-
-def test_a_workspace_overwritten_before_its_gradient_is_refused(rng):
-    theta, sizes = mlp_flatten(velocity_init(2, (8,), rng))
-    h = rng.normal(size=(4, 3))
-    ws = {}
-
-    def two_calls(th, workspace_2):
-        return anp.sum(mlp_apply_flat(th, h, sizes, ws)) + anp.sum(mlp_apply_flat(th, 2 * h, sizes, workspace_2) ** 2)
-
-    with pytest.raises(RuntimeError, match="workspace was used by another call"):
-        grad(lambda th: two_calls(th, ws))(theta)
-    # with a workspace per call the gradient is that of the readable network
-    expected = grad(lambda th: anp.sum(mlp_apply(mlp_unflatten(th, sizes), h))
-                    + anp.sum(mlp_apply(mlp_unflatten(th, sizes), 2 * h) ** 2))(theta)
-    np.testing.assert_allclose(grad(lambda th: two_calls(th, {}))(theta), expected, rtol=1e-12, atol=1e-14)
-
-
-@given(velocity_networks())
-def test_forward_mode_divergence_equals_the_trace_by_reverse_mode(case):
-    params, x, t = case
-    theta, sizes = mlp_flatten(params)
-    v, div = velocity_and_divergence_flat(theta, sizes, x, t)
-    u = lambda y, s: velocity_apply(params, y, s)  # noqa: E731
-    np.testing.assert_allclose(v, u(x, t), rtol=1e-13, atol=1e-14)
-    np.testing.assert_allclose(div, divergence(u, x, t), rtol=1e-11, atol=1e-13)
-
-
-def test_forward_mode_divergence_negative_control(rng):
-    # the trace is not the sum of all Jacobian entries: a field mixing coordinates tells them apart
-    params = velocity_init(2, (8,), rng)
-    theta, sizes = mlp_flatten(params)
-    x, t = rng.normal(size=(6, 2)), 0.4
-    _, div = velocity_and_divergence_flat(theta, sizes, x, t)
-    from reference.autodiff import jacobian
-    J = jacobian(lambda y: velocity_apply(params, y, t), x)
-    np.testing.assert_allclose(div, np.trace(J, axis1=1, axis2=2), rtol=1e-12)
-    assert not np.allclose(div, J.sum(axis=(1, 2)), rtol=1e-6)
-
-
-@given(velocity_networks())
-def test_evaluation_forward_is_the_same_function(case):
-    from reference.nn import mlp_forward_flat
-    params, x, t = case
-    theta, sizes = mlp_flatten(params)
-    h = np.concatenate([x, t[:, None]], axis=1) * 50.0  # large pre-activations too
-    ws = {}
-    for _ in range(2):  # the second call reuses the workspace
-        np.testing.assert_allclose(mlp_forward_flat(theta, h, sizes, ws), mlp_apply(params, h),
-                                   rtol=1e-13, atol=1e-12 * (1 + np.abs(mlp_apply(params, h)).max()))
-
-
-def test_velocity_network_on_two_threads_is_velocity_apply(rng):
-    from reference.nn import VelocityNetwork
-    params = velocity_init(2, (16, 16), rng)
-    u = VelocityNetwork(params)
-    n = 2 * VelocityNetwork.BLOCK_ROWS + 3  # cut in four blocks, evaluated on two threads
-    x, t = rng.normal(size=(n, 2)), rng.uniform(size=n)
-    for time in (t, 0.7):
-        np.testing.assert_allclose(u(x, time), velocity_apply(params, x, time), rtol=1e-13, atol=1e-15)
-    # negative control: the same comparison rejects an output whose blocks come back swapped
-    out = u(x, t)
-    swapped = np.concatenate([out[n // 2:], out[: n // 2]])
-    assert not np.allclose(swapped[: 2 * (n // 2)], velocity_apply(params, x, t)[: 2 * (n // 2)], rtol=1e-13, atol=1e-15)

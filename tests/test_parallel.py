@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from threadpoolctl import ThreadpoolController, threadpool_info
 
-from reference import _parallel
-from reference.nn import VelocityNetwork, velocity_init
+from reference.engines import parallel as _parallel
+from reference.engines.mlp import VelocityNetwork
+from reference.nn import velocity_init
 from reference.train import sample_model
 
 START = 3
@@ -126,7 +127,7 @@ def _choreography(enter_and_leave):
 
 
 def test_blas_limits_entered_and_left_out_of_order_nest(blas_at_start):
-    seen = _choreography(_parallel._blas_single_threaded)
+    seen = _choreography(_parallel.blas_single_threaded)
     assert set(seen["after A left"]) == {1}  # B still runs: BLAS stays at one thread
     assert set(seen["after B left"]) == {START}  # both done: the count they found is back
     assert set(blas_threads()) == {START}

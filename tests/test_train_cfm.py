@@ -265,7 +265,8 @@ from autograd.misc.optimizers import adam  # noqa: E402
 from hypothesis import given, strategies as st  # noqa: E402
 
 from reference.paths import OptimalTransportPath  # noqa: E402
-from reference.train import FlatAdam, cfm_step  # noqa: E402
+from reference.engines.adam import FlatAdam  # noqa: E402
+from reference.train import cfm_step  # noqa: E402
 
 
 @given(st.integers(0, 2**32 - 1), st.integers(2, 40), st.floats(1e-4, 1e-1))
@@ -325,7 +326,8 @@ def test_each_engine_takes_the_gradient_of_the_cfm_loss(moons):
 
 def test_velocity_network_is_velocity_apply_and_differentiable(moons):
     from autograd import grad
-    from reference.nn import VelocityNetwork, velocity_init
+    from reference.engines.mlp import VelocityNetwork
+    from reference.nn import velocity_init
 
     params = velocity_init(2, (8, 8), np.random.default_rng(14))
     u = VelocityNetwork(params)

@@ -28,8 +28,6 @@ from reference.variational import (
     FullCovarianceGaussian,
     MeanFieldEncoder,
     MeanFieldGaussian,
-    _energy_gradient,
-    _planar_chain,
     elbo,
     encoder_init,
     energy,
@@ -46,6 +44,7 @@ from reference.variational import (
     ppca_maximum_likelihood,
     realnvp_posterior,
 )
+from reference.engines.variational import _energy_gradient, _planar_chain
 from tests.strategies import seeds, well_conditioned_matrices
 
 K_SE = 5.0
@@ -422,7 +421,7 @@ def test_fused_planar_chain_equals_the_readable_layers(seed):
 
 def test_fused_planar_chain_gradient_passes_check_grads(rng):
     layers = planar_layers_init(4, np.zeros((2, 2)), np.ones((2, 2)), rng, a_scale=1.0)
-    from reference.variational import _planar_constrain_stacked
+    from reference.engines.variational import _planar_constrain_stacked
 
     A, B, C = _planar_constrain_stacked(*(np.moveaxis(layers[k], 1, 0) for k in "abc"))
     check_grads(lambda A, B, C, z: _planar_chain(A, B, C, z), modes=["rev"], order=1)(A, B, C, rng.normal(size=(2, 2, 5)))

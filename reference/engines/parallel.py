@@ -1,4 +1,4 @@
-"""Two-way parallelism over independent blocks of a batch, for the fast paths.
+"""Two-way parallelism over independent blocks of a batch, for the fast engines.
 
 NumPy releases the GIL inside its loops, so two Python threads working on two halves of
 a batch keep both cores busy with the element-wise work that NumPy itself runs on one
@@ -28,7 +28,7 @@ from contextlib import contextmanager
 
 from threadpoolctl import ThreadpoolController
 
-__all__ = ["N_WORKERS", "parallel_map"]
+__all__ = ["N_WORKERS", "parallel_map", "blas_single_threaded"]
 
 N_WORKERS = min(2, os.cpu_count() or 1)
 """Threads used by the fast paths (at most 2: the work is split in halves)."""
@@ -65,7 +65,7 @@ def _enter_limit():
 
 
 @contextmanager
-def _blas_single_threaded():
+def blas_single_threaded():
     """BLAS on one thread while the block runs; nests across threads (counted, not stacked)."""
     global _depth, _limiter
     _get_pool()
@@ -95,10 +95,20 @@ if hasattr(os, "register_at_fork"):
 
 
 def parallel_map(fn, items):
-    """``[fn(item) for item in items]``, on ``N_WORKERS`` threads with BLAS single-threaded meanwhile."""
-    items = list(items)
+    """``[fn(item) for item in items]``, on ``N_WORKERS`` threads with BLAS single-threaded meanwhile.
+
+    Args:
+        fn: a callable of one item.
+        items: an iterable of items (each block of a batch, say).
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+    try:
+        items = list(items)
+    except TypeError as err:
+        raise TypeError(f"items must be an iterable, got {type(items).__name__}") from err
     if N_WORKERS < 2 or len(items) < 2 or getattr(_local, "worker", False):
         return [fn(item) for item in items]
     pool = _get_pool()
-    with _blas_single_threaded():
+    with blas_single_threaded():
         return list(pool.map(fn, items))
