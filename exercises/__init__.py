@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import graders
-from ._load import UsageError, Watched, load_function
+from ._load import UsageError, Watched, check_signature, load_function
 from ._report import fmt
 
 __all__ = ["EXERCISES", "Exercise", "Grade", "UsageError", "grade", "grade_function", "template_path",
@@ -61,6 +61,13 @@ class Exercise:
 
 
 EXERCISES = {e.name: e for e in (
+    Exercise("elbo", ("log_joint", "mu", "log_sigma", "n_samples", "rng"), "Variational auto-encoders",
+             "Variational auto-encoders",
+             "ELBO = E_q[log p(x, z) - log q(z)] by Monte Carlo for q = N(mu, diag(sigma^2)), reparameterised "
+             "(z = mu + sigma eps, log q in closed form), and its standard error std(w) / sqrt(S)",
+             "closed forms of the pPCA model (log p(x) - KL, the spread of w, the gradient in mu and log_sigma), "
+             "d = 1, 2, 3",
+             graders.grade_elbo),
     Exercise("change_of_variables", ("inverse", "x"), "Normalizing Flows", "eq. (2)",
              "log p1(x) = log p0(T^{-1}(x)) + log |det J_{T^{-1}}(x)|, the Jacobian of a given T^{-1} by finite "
              "differences",
@@ -158,7 +165,10 @@ class Grade:
         return tuple(names)
 
     def format(self, verbose=False):
-        """The grade as printed: a verdict, the mistakes named, the exception, then each report."""
+        """The grade as printed: a verdict, the mistakes named, the exception, then each report (``verbose``: every
+        figure of each report, not only those that missed their bounds)."""
+        if not isinstance(verbose, bool):
+            raise TypeError(f"verbose must be a bool, got {type(verbose).__name__}")
         e = self.exercise
         lines = [f"{e.name} [lecture: {e.section}]: {'PASSED' if self.passed else 'FAILED'}  ({self.source})"]
         if not self.passed:
@@ -205,17 +215,27 @@ def grade_function(name, fn, source=None, path=None):
 
     Args:
         name: the exercise (a key of ``EXERCISES``).
-        fn: the student's function.
+        fn: the student's function, taking the exercise's positional parameters.
         source: how to call it in the printed grade (default: its name).
         path: the file it was defined in (its traceback is shown from there on).
+
+    Raises:
+        UsageError: an unknown exercise, ``fn`` not a function of the exercise's
+            parameters, ``source`` or ``path`` of the wrong type.
 
     Returns:
         ``Grade``.
     """
     exercise = _exercise(name)
-    if not callable(fn):
-        raise UsageError(f"{name}: expected a function, got {type(fn).__name__}")
-    watched = Watched(fn, path or getattr(getattr(fn, "__code__", None), "co_filename", ""), exercise.name)
+    check_signature(fn, exercise.name, exercise.params)
+    if source is not None and not isinstance(source, str):
+        raise UsageError(f"source must be None or a str (how to call the function in the grade), got "
+                         f"{type(source).__name__}")
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise UsageError(f"path must be None or the file the function is defined in (a str or a path), got "
+                         f"{type(path).__name__}")
+    path = os.fspath(path) if path is not None else getattr(getattr(fn, "__code__", None), "co_filename", "")
+    watched = Watched(fn, path, exercise.name)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         # a wrong function overflows, divides by zero, ...: every figure is checked for finiteness instead
         warnings.simplefilter("ignore", RuntimeWarning)

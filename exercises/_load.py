@@ -15,13 +15,14 @@ import os
 import sys
 import traceback
 
-__all__ = ["UsageError", "load_function", "Watched"]
+__all__ = ["UsageError", "load_function", "check_signature", "Watched"]
 
 _counter = itertools.count()
 
 
-class UsageError(Exception):
-    """The file cannot be graded (missing, does not import, no such function, wrong signature)."""
+class UsageError(ValueError):
+    """The file cannot be graded (missing, does not import, no such function, wrong signature), or an argument
+    of ``grade``/``grade_function`` is not what they take; a ``ValueError``."""
 
 
 def _student_traceback(err, path):
@@ -93,6 +94,17 @@ def load_function(path, function, params):
     fn = getattr(module, function)
     if not callable(fn):
         raise UsageError(f"{function} in {path} is not a function (it is an object of type {type(fn).__name__})")
+    return check_signature(fn, function, params, f" in {path}")
+
+
+def check_signature(fn, function, params, where=""):
+    """``fn``, checked to be a function (not a class) that can be called with the positional ``params``.
+
+    Raises:
+        UsageError: saying what the exercise calls it with.
+    """
+    if not callable(fn) or isinstance(fn, type):
+        raise UsageError(f"{function}{where} must be a function, got {type(fn).__name__}")
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
@@ -101,7 +113,7 @@ def load_function(path, function, params):
     try:
         sig.bind(*params)
     except TypeError:
-        raise UsageError(f"{function} in {path} takes {function}{sig}, but the exercise calls it as {expected}: "
+        raise UsageError(f"{function}{where} takes {function}{sig}, but the exercise calls it as {expected}: "
                          f"it must take {len(params)} positional argument(s) ({', '.join(params)})") from None
     return fn
 

@@ -5,8 +5,7 @@ student's function (inside a short harness where the function is one piece of a 
 computation: an RK4 step inside a fixed-step loop, posterior weights inside Theorem 1's
 sum) and returns the checker's report unchanged: its figures, its bounds and the
 mistakes it names are the grade. Where no checker covers it (the change of variables of
-eq. (2), the RealNVP formula itself, the normalisation of the posterior weights, a CFM
-training step), the grader compares with the project's own oracles (closed forms,
+eq. (2), the RealNVP formula itself, a CFM training step), the grader compares with the project's own oracles (closed forms,
 ``reference.losses.cfm_loss`` differentiated by autograd) and names the mistakes it
 recognises the way the checkers do: only when the student's result matches the wrong
 variant within the comparison's tolerance.
@@ -16,15 +15,19 @@ exercise passes when every report does.
 """
 
 import math
+import os
+import traceback
+import warnings
 
 import autograd.numpy as anp
 import numpy as np
-from autograd import make_vjp, value_and_grad
+from autograd import grad, make_vjp, value_and_grad
 from autograd.tracer import getval
 
 from reference.flows.coupling import coupling_forward, coupling_init, coupling_scale, coupling_translation
 from reference.losses import cfm_loss
 from reference.paths import ConicalGaussianPath, LinearInterpolationPath
+from reference.variational import PPCA
 from reference.testing import (
     K_SE,
     check_bijection,
@@ -38,6 +41,7 @@ from reference.testing import (
 from ._report import Recorder, Stop, as_float_array, call
 
 __all__ = [
+    "grade_elbo",
     "grade_change_of_variables",
     "grade_realnvp_inverse",
     "grade_euler",
@@ -63,6 +67,288 @@ def _name_common(rec, cases, advice):
     for lab in sorted(labels):
         if all(lab in c["matches"] for c in failing if lab in c["defined"]):
             rec.diagnose(lab, advice[lab])
+
+
+# ----------------------------------------------------------------------------- Variational auto-encoders
+
+_ELBO_ADVICE = {
+    "log q without its -sum log sigma term": "log q(z) = -|eps|^2/2 - sum_j log sigma_j - d/2 log(2 pi) for "
+                                             "z = mu + sigma eps: the -sum log sigma_j (the change of variables from "
+                                             "eps to z) is missing",
+    "entropy missing (log q not subtracted)": "the estimate is E_q[log p(x, z)]: the ELBO is E_q[log p(x, z) - log q(z)], "
+                                              "the expected log joint plus the entropy of q",
+    "log q added, not subtracted (the KL's sign)": "the estimate is E_q[log p(x, z) + log q(z)]: ELBO = "
+                                                   "E_q[log p(x, z) - log q(z)] = log p(x) - KL(q || p(. | x)); adding "
+                                                   "log q flips the sign of the KL's log q term",
+    "standard error divided by n, not sqrt(n)": "the standard error of a mean of n_samples independent terms is "
+                                                "std(w) / sqrt(n_samples), not std(w) / n_samples",
+    "standard deviation, not the standard error": "std(w) is the spread of one term w_s; the estimate's standard error is "
+                                                  "std(w) / sqrt(n_samples)",
+    "samples not reparameterised": "z is not a differentiable function of mu and log_sigma (drawn with them as the "
+                                   "sampler's arguments, rng.normal(mu, sigma), or from their values alone), so autograd "
+                                   "cannot differentiate through the draw or differentiates -log q alone, whose gradient "
+                                   "has mean 0: draw eps = rng.standard_normal(...) and take z = mu + exp(log_sigma) * "
+                                   "eps, whose gradient is the reparameterised one",
+}
+
+_ELBO_SHAPES = ((1, 2), (2, 3), (3, 5))
+_ELBO_SAMPLES = 2000
+
+
+class _RecordingGenerator(np.random.Generator):
+    """A ``numpy.random.Generator`` that notes a draw whose parameters depend on what autograd differentiates."""
+
+    def __init__(self, seed):
+        super().__init__(np.random.PCG64(seed))
+        self.traced_draws = []
+
+    def _note(self, method, *params):
+        if any(getval(p) is not p for p in params):
+            self.traced_draws.append(method)
+
+    def normal(self, loc=0.0, scale=1.0, size=None):
+        self._note("normal", loc, scale)
+        return super().normal(loc, scale, size)
+
+    def multivariate_normal(self, mean, cov, *args, **kwargs):
+        self._note("multivariate_normal", mean, cov)
+        return super().multivariate_normal(mean, cov, *args, **kwargs)
+
+
+def _elbo_case(d, D, kind):
+    """A pPCA model, three data and a Gaussian q: the exact posterior (diagonal here) or one off it.
+
+    Returns the model, the data, ``mu``, ``log_sigma`` and the closed forms: ``log p(x)``, the
+    posterior mean ``m`` and precision ``P``.
+    """
+    rng = np.random.default_rng(7000 + 10 * d + D + (500 if kind == "exact" else 0))
+    if kind == "exact":  # orthogonal columns: W^T W and the posterior covariance are diagonal, q can equal it
+        Q, _ = np.linalg.qr(rng.standard_normal((D, d)))
+        W = Q * rng.uniform(0.8, 2.0, d)
+    else:
+        W = rng.standard_normal((D, d))
+    model = PPCA(W, rng.normal(size=D), 0.7)
+    x, _ = model.sample(3, rng)
+    S = model.posterior_covariance()
+    m = model.posterior_mean(x)
+    if kind == "exact":
+        mu, sigma = m, np.sqrt(np.diag(S)) * np.ones_like(m)
+    else:
+        mu, sigma = m + 0.4 * rng.standard_normal(m.shape), 1.3 * np.sqrt(np.diag(S)) * rng.uniform(0.8, 1.2, m.shape)
+    return model, x, mu, np.log(sigma), model.log_marginal(x), m, np.linalg.inv(S)
+
+
+def _quadratic_forms(mu, log_sigma, m, P, log_px):
+    """w = log p(x, z) - log q(z), z = mu + sigma eps, as c + b^T eps + eps^T A eps per datum, and its variants.
+
+    ``log p(x, z) = log p(x) + log N(z; m, S)``, so with ``delta = mu - m`` and ``Sg = diag(sigma)``:
+    ``A = (I - Sg P Sg) / 2``, ``b = -Sg P delta``, and the constant makes ``E w = c + tr A`` the ELBO.
+    The variants add ``alpha log q`` (``alpha = 1``: log q not subtracted; ``2``: added) or drop
+    ``-sum log sigma`` from log q. Returns ``{name: (means (n,), variances (n,), fourth central moments (n,))}``.
+    """
+    n, d = mu.shape
+    out = {}
+    for name, alpha, shift in (("truth", 0.0, 0.0), ("log q without its -sum log sigma term", 0.0, -1.0),
+                               ("entropy missing (log q not subtracted)", 1.0, 0.0),
+                               ("log q added, not subtracted (the KL's sign)", 2.0, 0.0)):
+        mean, var, m4 = np.zeros(n), np.zeros(n), np.zeros(n)
+        for i in range(n):
+            sig = np.exp(log_sigma[i])
+            delta = mu[i] - m[i]
+            kl = 0.5 * (np.sum(np.diag(P) * sig**2) + delta @ P @ delta - d - np.linalg.slogdet(P)[1]
+                        - 2 * np.sum(log_sigma[i]))
+            entropy = np.sum(log_sigma[i]) + 0.5 * d * (1 + LOG_2PI)
+            # alpha log q = alpha (-|eps|^2 / 2 - sum log sigma - d/2 log 2 pi): mean -alpha H, quadratic part -alpha I / 2
+            mean[i] = log_px[i] - kl - alpha * entropy + shift * np.sum(log_sigma[i])
+            A = 0.5 * (np.eye(d) - sig[:, None] * P * sig[None, :]) - 0.5 * alpha * np.eye(d)
+            b = -sig * (P @ delta)
+            A2 = A @ A
+            var[i] = b @ b + 2 * np.trace(A2)
+            k4 = 48 * np.trace(A2 @ A2) + 48 * b @ A2 @ b  # cumulants of a Gaussian quadratic form
+            m4[i] = k4 + 3 * var[i] ** 2
+        out[name] = (mean, var, m4)
+    return out
+
+
+def _elbo_log_joint(model, x):
+    """log_joint(z) for z of shape (S, n, d): log p(x_i, z[s, i]) of shape (S, n), differentiable in z."""
+    n = x.shape[0]
+
+    def log_joint(z):
+        shape = np.shape(getval(z))
+        if len(shape) != 3 or shape[1:] != (n, model.d):
+            raise ValueError(f"log_joint(z) takes z of shape (S, {n}, {model.d}) (samples first, one row per datum), "
+                             f"got {shape}")
+        S = shape[0]
+        rows = model.log_joint(np.concatenate([x] * S, axis=0), anp.reshape(z, (S * n, model.d)))
+        return anp.reshape(rows, (S, n))
+    return log_joint
+
+
+def _elbo_estimate(rec, fn, d, D, kind, cases):
+    model, x, mu, log_sigma, log_px, m, P = _elbo_case(d, D, kind)
+    n = x.shape[0]
+    S = 16 if kind == "exact" else _ELBO_SAMPLES
+    where = f"in d = {d}, D = {D} (q {'the exact posterior' if kind == 'exact' else 'off the posterior'})"
+    out = call(rec, fn, "elbo", ("log_joint", "mu", "log_sigma", "n_samples", "rng"), _elbo_log_joint(model, x), mu,
+               log_sigma, S, _RecordingGenerator(8000 + d), where=where)
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        rec.fail(f"elbo must return a pair (value, stderr), got {type(out).__name__} {where}")
+        raise Stop
+    value = as_float_array(rec, getval(out[0]), "the value elbo returned", where)
+    stderr = as_float_array(rec, getval(out[1]), "the stderr elbo returned", where)
+    for arr, what in ((value, "value"), (stderr, "stderr")):
+        if arr.shape != (n,):
+            rec.fail(f"elbo returned {what} of shape {arr.shape} {where}, expected ({n},): one per datum")
+            raise Stop
+        if not np.all(np.isfinite(arr)):
+            rec.fail(f"elbo returned a non-finite {what} {where}")
+            raise Stop
+    forms = _quadratic_forms(mu, log_sigma, m, P, log_px)
+    truth, var, _ = forms["truth"]
+    roundoff = SQRT_EPS * (1.0 + np.abs(truth))
+
+    def tol_of(v):
+        return K_SE * np.sqrt(v / S) + roundoff
+
+    err = np.abs(value - truth) / tol_of(var)
+    ok_value = rec.measure(f"value_{kind}_d{d}", np.max(err), 1.0,
+                           what=f"max |value - (log p(x) - KL(q || p(. | x)))| {where}, in units of {K_SE:g} standard "
+                                f"errors (closed form, {S} samples) + round-off",
+                           fail=f"{where} the ELBO is off by up to {np.max(np.abs(value - truth)):.3g} (log p(x) - KL "
+                                f"= {truth[np.argmax(err)]:.4g}, estimate {value[np.argmax(err)]:.4g})")
+    matches, defined = set(), set()
+    fitted = "truth" if ok_value else None
+    for name, (mean, v, _) in forms.items():
+        if name == "truth" or not np.all(np.abs(mean - truth) > tol_of(var) + tol_of(v)):
+            continue  # the variant cannot be told from the truth here
+        defined.add(name)
+        if not ok_value and np.all(np.abs(value - mean) <= tol_of(v)):
+            matches.add(name)
+            fitted = name
+    # the standard error, against the spread of what the value estimates
+    if fitted is not None:
+        _, v, m4 = forms[fitted]
+        se = np.sqrt(v / S)
+        var_s2 = np.maximum(m4 / S - v**2 * (S - 3) / (S * (S - 1)), 0.0)  # variance of the sample variance
+        se_of_se = np.sqrt(var_s2) / (2.0 * np.sqrt(np.maximum(v, 1e-300)) * np.sqrt(S))
+        tol_se = K_SE * se_of_se + roundoff / np.sqrt(S)
+        units = (f"{K_SE:g} standard errors of a sample standard deviation (closed-form moments of w)"
+                 if kind != "exact" else "round-off (w is log p(x) for every sample)")
+        ok_se = rec.measure(f"stderr_{kind}_d{d}", np.max(np.abs(stderr - se) / tol_se), 1.0,
+                            what=f"max |stderr - sd(w) / sqrt(S)| {where}, in units of {units}",
+                            fail=f"{where} the standard error is {stderr[0]:.3g} where sd(w) / sqrt(S) = {se[0]:.3g}")
+        for name, factor in (("standard error divided by n, not sqrt(n)", 1.0 / np.sqrt(S)),
+                             ("standard deviation, not the standard error", np.sqrt(S))):
+            if np.all(np.abs(factor - 1.0) * se > (1.0 + factor) * tol_se):  # told apart where w varies
+                defined.add(name)
+                if not ok_se and np.all(np.abs(stderr - factor * se) <= factor * tol_se):
+                    matches.add(name)
+        ok_value = ok_value and ok_se
+    cases.append({"ok": ok_value, "matches": matches, "defined": defined})
+
+
+def _elbo_gradient(rec, fn, d, D, cases):
+    """autograd's gradient of sum(value) in (mu, log_sigma) against the closed-form gradient of the ELBO."""
+    model, x, mu, log_sigma, log_px, m, P = _elbo_case(d, D, "offset")
+    S = _ELBO_SAMPLES
+    where = f"in d = {d}, D = {D}"
+    raw = getattr(fn, "fn", fn)  # a failure that shows only under differentiation is reported here, not as a crash
+    gen = _RecordingGenerator(9000 + d)
+    log_joint = _elbo_log_joint(model, x)
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            g_mu, g_ls = grad(lambda p: anp.sum(raw(log_joint, p[0], p[1], S, gen)[0]))((mu, log_sigma))
+        g_mu, g_ls = np.asarray(g_mu, dtype=float), np.asarray(g_ls, dtype=float)
+    except Exception as err:  # noqa: BLE001 - the student's code under autograd
+        text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        path = os.path.realpath(getattr(fn, "path", "") or "")
+        lines = [f for f in traceback.extract_tb(err.__traceback__) if os.path.realpath(f.filename) == path]
+        at = f" (line {lines[-1].lineno}: {lines[-1].line})" if lines else ""
+        rec.fail(f"{where} autograd cannot differentiate elbo's value with respect to mu and log_sigma: "
+                 f"{type(err).__name__}: {text[:200]}{at}")
+        cases.append({"ok": False, "matches": {"samples not reparameterised"} if gen.traced_draws else set(),
+                      "defined": {"samples not reparameterised"}})
+        return
+    sig = np.exp(log_sigma)
+    true_mu, true_ls = np.zeros_like(mu), np.zeros_like(mu)
+    var_mu, var_ls = np.zeros_like(mu), np.zeros_like(mu)
+    for i in range(len(x)):
+        a = P @ (mu[i] - m[i])
+        true_mu[i] = -a
+        true_ls[i] = 1.0 - np.diag(P) * sig[i] ** 2
+        PS = P * sig[i][None, :]  # P diag(sigma)
+        var_mu[i] = np.diag(PS @ PS.T)  # per-sample covariance of -P (delta + diag(sigma) eps)
+        r2 = np.sum(PS**2, axis=1)  # |row j of P diag(sigma)|^2
+        var_ls[i] = sig[i] ** 2 * (a**2 + np.diag(PS) ** 2 + r2)
+    tol_mu, tol_ls = K_SE * np.sqrt(var_mu / S) + SQRT_EPS, K_SE * np.sqrt(var_ls / S) + SQRT_EPS
+    err = max(np.max(np.abs(g_mu - true_mu) / tol_mu), np.max(np.abs(g_ls - true_ls) / tol_ls))
+    ok = rec.measure(f"gradient_d{d}", err, 1.0,
+                     what=f"max |autograd gradient of the value - closed-form gradient of the ELBO| in mu and "
+                          f"log_sigma {where}, in units of {K_SE:g} standard errors of the reparameterised estimate "
+                          f"({S} samples)",
+                     fail=f"{where} the gradient of the estimate with respect to mu and log_sigma is not the "
+                          "ELBO's (d ELBO / d mu = -P (mu - m), d ELBO / d log sigma_j = 1 - P_jj sigma_j^2)")
+    matches = set()
+    # z not a function of (mu, log_sigma): only -log q carries them, whose gradient has mean 0 (the score's)
+    far = np.abs(true_mu) > 2 * tol_mu
+    if not ok and np.any(far) and np.all(np.abs(g_mu) <= K_SE * np.sqrt(1.0 / sig**2 / S) + SQRT_EPS) and np.all(
+            np.abs(g_ls) <= K_SE * np.sqrt(2.0 / S) + SQRT_EPS):
+        matches.add("samples not reparameterised")
+    cases.append({"ok": ok, "matches": matches, "defined": {"samples not reparameterised"}})
+
+
+def grade_elbo(fn):
+    """Grade ELBO = E_q[log p(x, z) - log q(z)] by Monte Carlo with z = mu + sigma eps, its standard error std(w)/sqrt(S), and its gradient  [lecture: Variational auto-encoders]
+
+    ``fn(log_joint, mu, log_sigma, n_samples, rng) -> (value, stderr)`` for the Gaussian
+    ``q = N(mu, diag(exp(log_sigma))^2)`` of each datum. The model is probabilistic PCA
+    (``reference.variational.PPCA``) in ``(d, D) = (1, 2), (2, 3), (3, 5)``, whose posterior
+    ``N(m(x), S)`` and ``log p(x)`` are exact, so that ``ELBO = log p(x) - KL(q || p(. | x))``
+    with the KL in closed form, and ``w = log p(x, z) - log q(z)`` is a quadratic form in
+    ``eps`` whose variance and fourth moment are closed forms too. Checked:
+
+    - with ``q`` the exact posterior (a model whose posterior is diagonal), every ``w`` is
+      ``log p(x)``: the value must equal it and the standard error vanish, to round-off;
+    - with ``q`` off the posterior (2000 samples), the value within 5 standard errors of
+      ``log p(x) - KL``, the standard error within 5 standard errors (of a sample standard
+      deviation) of ``sd(w) / sqrt(S)``;
+    - the autograd gradient of the value with respect to ``mu`` and ``log_sigma`` within 5
+      standard errors of the reparameterised estimate of the closed-form gradient
+      (``-P (mu - m)`` and ``1 - P_jj sigma_j^2``, ``P = S^{-1}``).
+
+    Named when every failing case matches: ``log q`` without ``-sum log sigma``, ``log q``
+    not subtracted (the entropy missing), ``log q`` added (the KL's sign), the standard
+    error divided by ``n`` or not divided at all, samples drawn with ``mu`` and ``sigma``
+    as the sampler's arguments (not reparameterised: autograd cannot differentiate
+    through them, or the gradient is that of ``log q`` alone, of mean 0).
+
+    Returns:
+        two ``CheckReport``: the estimate and its standard error, then the gradient.
+    """
+    rec = Recorder("elbo against the pPCA model's closed forms (log p(x) - KL, the spread of w)")
+    cases = []
+    for d, D in _ELBO_SHAPES:
+        for kind in ("exact", "offset"):
+            try:
+                _elbo_estimate(rec, fn, d, D, kind, cases)
+            except Stop:
+                continue
+    _name_common(rec, cases, _ELBO_ADVICE)
+    rec.cover("pPCA with (d, D) = " + ", ".join(f"({d}, {D})" for d, D in _ELBO_SHAPES) + "; 3 data each; q the "
+              f"exact posterior (16 samples) and q off it ({_ELBO_SAMPLES} samples)")
+    first = rec.report(f"the estimate is log p(x) - KL(q || p(. | x)) within {K_SE:g} standard errors and its "
+                       "standard error is sd(w) / sqrt(S), in every case; exact for the exact posterior.")
+    rec = Recorder("the gradient of elbo's value in mu and log_sigma (autograd) against the ELBO's")
+    cases = []
+    for d, D in _ELBO_SHAPES:
+        _elbo_gradient(rec, fn, d, D, cases)
+    _name_common(rec, cases, _ELBO_ADVICE)
+    rec.cover(f"the offset cases of the first report; {_ELBO_SAMPLES} samples")
+    second = rec.report("the reparameterised gradient agrees with the closed-form gradient of the ELBO in mu and "
+                        "log_sigma.")
+    return first, second
 
 
 # ----------------------------------------------------------------------------- eq. (2)
@@ -388,17 +674,13 @@ def grade_conical_path(fn):
 
 
 def _weights_normalisation(rec, fn):
-    """Weights must be finite, >= 0, and sum to 1 over the data (axis 1), also far from the data."""
-    cases = []
-    advice = {
-        "weights not normalised": "the rows do not sum to 1: divide p(x_i | t_i, z_j) by sum_k p(x_i | t_i, z_k) "
-                                  "(eq. (10)'s denominator p(x | t))",
-        "weights normalised over the wrong axis": "the columns sum to 1, not the rows: normalise over the data "
-                                                  "z_j (axis 1), not over the points x_i",
-        "weights underflow far from the data": "far from the data every p(x | t, z_j) underflows to 0 and 0/0 "
-                                               "follows: normalise in log space (subtract the largest log-density "
-                                               "before exponentiating, log-sum-exp)",
-    }
+    """Weights must be finite, >= 0, and sum to 1 over the data (axis 1), also far from the data.
+
+    The figures say what is wrong with the weights themselves; the mistakes are named by
+    ``check_marginal_velocity`` on the field built from them (it recognises unnormalised
+    weights and weights normalised over the points whether or not the Gaussian's
+    constant was kept, and weights that underflow far from the data).
+    """
     for d, m in ((2, 12), (3, 40)):
         rng = np.random.default_rng(4000 + d)
         data = 2.0 * rng.standard_normal((m, d))
@@ -410,9 +692,6 @@ def _weights_normalisation(rec, fn):
         where = f"in d = {d} ({m} data points, {n} points x)"
         try:
             w = call(rec, fn, "posterior_weights", ("x", "t", "x1"), x, t, data, where=where)
-        except Stop:
-            continue
-        try:
             w = as_float_array(rec, w, "what posterior_weights returned", where)
         except Stop:
             continue
@@ -421,36 +700,29 @@ def _weights_normalisation(rec, fn):
                      "point x_i, one column per data point z_j")
             continue
         finite = np.all(np.isfinite(w), axis=1)
-        matches = set()
         if not np.all(finite):
-            rec.fail(f"posterior_weights returned non-finite weights at {int(np.sum(~finite))} of {n} points {where}")
-            ok = False
-            if np.all(finite[:-4]):
-                matches.add("weights underflow far from the data")
-        else:
-            rows = np.max(np.abs(w.sum(axis=1) - 1.0))
-            ok = rec.measure(f"row_sums_d{d}", rows, SQRT_EPS, what=f"max_i |sum_j w_ij - 1| {where}",
-                             fail=f"{where} the weights of a point do not sum to 1 over the data (off by up to "
-                                  f"{rows:.3g})")
-            ok &= rec.measure(f"min_weight_d{d}", -np.min(w), 0.0, what=f"-min w_ij {where} (weights are >= 0)",
-                              fail=f"{where} some weights are negative")
-            if np.max(np.abs(w.sum(axis=0) - 1.0)) <= SQRT_EPS:
-                matches.add("weights normalised over the wrong axis")
-            elif rows > SQRT_EPS:
-                matches.add("weights not normalised")
-        cases.append({"ok": ok, "matches": matches, "defined": set(advice), "d": d})
-    _name_common(rec, cases, advice)
+            where_bad = " (only at the points far from the data)" if np.all(finite[:-4]) else ""
+            rec.fail(f"posterior_weights returned non-finite weights at {int(np.sum(~finite))} of {n} points "
+                     f"{where}{where_bad}")
+            continue
+        rows = np.max(np.abs(w.sum(axis=1) - 1.0))
+        rec.measure(f"row_sums_d{d}", rows, SQRT_EPS, what=f"max_i |sum_j w_ij - 1| {where}",
+                    fail=f"{where} the weights of a point do not sum to 1 over the data (off by up to {rows:.3g})")
+        rec.measure(f"min_weight_d{d}", -np.min(w), 0.0, what=f"-min w_ij {where} (weights are >= 0)",
+                    fail=f"{where} some weights are negative")
 
 
 def grade_posterior_weights(fn):
     """Grade w_ij = p(x_i | t_i, z_j) / sum_k p(x_i | t_i, z_k), p(x | t, z = x1) = N(t x1, (1 - t)^2 I)  [lecture: Theorem 1, eq. (10)]
 
     ``fn(x, t, x1) -> (n, m)``. First the weights themselves: finite, non-negative, each
-    row summing to 1, also at points 25 away from the data (named: not normalised,
-    normalised over the points instead of the data, underflow without log-sum-exp). Then
-    Theorem 1's field built from them, ``u(x, t) = sum_j w_j (x1_j - x) / (1 - t)``,
-    judged by ``reference.testing.check_marginal_velocity`` against the exact field of
-    empirical data (12 points in d = 2, 5000 in d = 1, 2, 3, 5; t from 0.001 to 0.999).
+    row summing to 1, also at points 25 away from the data. Then Theorem 1's field built
+    from them, ``u(x, t) = sum_j w_j (x1_j - x) / (1 - t)``, judged by
+    ``reference.testing.check_marginal_velocity`` against the exact field of empirical
+    data (12 points in d = 2, 5000 in d = 1, 2, 3, 5; t from 0.001 to 0.999), which names
+    the mistakes: weights not normalised or normalised over the points instead of the
+    data (with or without the Gaussian's constant, which cancels only in the right
+    normalisation), underflow without log-sum-exp, uniform weights.
 
     Returns:
         two ``CheckReport``: the weights', then the checker's.

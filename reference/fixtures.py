@@ -32,6 +32,8 @@ last; keys ``W0, b0, W1, b1, ...`` hold its layers in order.
 import argparse
 import json
 import math
+import numbers
+import re
 import sys
 import zipfile
 import zlib
@@ -84,6 +86,33 @@ class Fixture:
     rtol: float = DEFAULT_RTOL
     atol: float = DEFAULT_ATOL
     notes: str = ""
+
+    def __post_init__(self):
+        if not isinstance(self.name, str):
+            raise TypeError(f"name must be a str, got {type(self.name).__name__}")
+        if not _FILE_STEM.fullmatch(self.name):
+            raise ValueError(f"name must be a file stem of letters, digits and _ (it names <name>.npz), got "
+                             f"{self.name!r}")
+        for attr in ("lecture", "formula", "notes"):
+            if not isinstance(getattr(self, attr), str):
+                raise TypeError(f"{attr} must be a str, got {type(getattr(self, attr)).__name__}")
+        for attr in ("make", "compute"):
+            if not callable(getattr(self, attr)):
+                raise TypeError(f"{attr} must be callable, got {type(getattr(self, attr)).__name__}")
+        for attr in ("rtol", "atol"):
+            object.__setattr__(self, attr, _tolerance(getattr(self, attr), attr))
+
+
+_FILE_STEM = re.compile(r"[A-Za-z0-9_]+")
+
+
+def _tolerance(value, name):
+    """A tolerance: a finite real number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a finite real number >= 0, got {type(value).__name__}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite real number >= 0, got {value}")
+    return float(value)
 
 
 def _rng(name):
@@ -433,17 +462,7 @@ class FixtureError(ValueError):
     """A fixture folder that does not hold what the reference wrote: ``"fixture NAME: what is wrong"``."""
 
 
-class CheckRow(NamedTuple):
-    """One row of ``verify_fixtures``: an output checked, or a problem with a fixture or the index.
-
-    Attributes:
-        name: the fixture's name (``"index.json"`` for a problem with the index as a whole).
-        key: the output's name, or ``"-"`` for a problem with the fixture as a whole.
-        ratio: ``max |recomputed - stored| / (atol + rtol |stored|)`` (``inf`` for a problem).
-        passed: ``ratio <= 1`` and no problem.
-        problem: ``"fixture NAME: what is wrong"``, or ``""``.
-    """
-
+class _Row(NamedTuple):
     name: str
     key: str
     ratio: float
@@ -451,28 +470,66 @@ class CheckRow(NamedTuple):
     problem: str = ""
 
 
+class CheckRow(_Row):
+    """One row of ``verify_fixtures``: an output checked, or a problem with a fixture or the index.
+
+    Attributes:
+        name: the fixture's name (``"index.json"`` for a problem with the index as a whole).
+        key: the output's name, or ``"-"`` for a problem with the fixture as a whole.
+        ratio: ``max |recomputed - stored| / (atol + rtol |stored|)`` (``inf`` for a problem), >= 0.
+        passed: ``ratio <= 1`` and no problem.
+        problem: ``"fixture NAME: what is wrong"``, or ``""``.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, name, key, ratio, passed, problem=""):
+        for value, attr in ((name, "name"), (key, "key"), (problem, "problem")):
+            if not isinstance(value, str):
+                raise TypeError(f"{attr} must be a str, got {type(value).__name__}")
+        if not name.strip():
+            raise ValueError("name must be a non-empty str")
+        if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real):
+            raise TypeError(f"ratio must be a real number >= 0 (inf for a problem), got {type(ratio).__name__}")
+        if math.isnan(ratio) or ratio < 0:
+            raise ValueError(f"ratio must be a real number >= 0 (inf for a problem), got {ratio}")
+        if not isinstance(passed, bool):
+            raise TypeError(f"passed must be a bool, got {type(passed).__name__}")
+        if passed and (ratio > 1 or problem):
+            raise ValueError(f"passed must be False for a row with ratio > 1 or a problem, got ratio = {ratio} and "
+                             f"problem = {problem!r}")
+        return super().__new__(cls, name, key, float(ratio), passed, problem)
+
+
 def _describe(arr):
     arr = onp.asarray(arr)
     return {"shape": list(arr.shape), "dtype": str(arr.dtype)}
 
 
-def _select(names):
-    """The fixtures of the code named in ``names`` (all when None), in the code's order."""
+def _select(names, arg="names"):
+    """The fixtures of the code named in ``names`` (all when None), in the code's order (a name listed twice is
+    one fixture)."""
     if names is None:
         return list(FIXTURES)
-    if isinstance(names, str) or not all(isinstance(n, str) for n in names):
-        raise TypeError(f"names must be a list of fixture names (str), got {names!r}")
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise TypeError(f"{arg} must be a list of fixture names (str), got {names!r}")
+    if not names:
+        raise ValueError(f"{arg} must name at least one fixture (None: all of them)")
     known = {f.name for f in FIXTURES}
     unknown = sorted(set(names) - known)
     if unknown:
-        raise ValueError(f"unknown fixture(s) {unknown}; known: {[f.name for f in FIXTURES]}")
+        raise ValueError(f"{arg}: unknown fixture(s) {unknown}; known: {[f.name for f in FIXTURES]}")
     return [f for f in FIXTURES if f.name in set(names)]
 
 
 def _as_directory(directory, name):
+    """``directory`` as a ``Path``: a str or ``pathlib.Path`` that is not an existing file."""
     if not isinstance(directory, (str, Path)):
         raise TypeError(f"{name} must be a folder (str or pathlib.Path), got {type(directory).__name__}")
-    return Path(directory)
+    path = Path(directory)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{name} must be a folder, got the file {path}")
+    return path
 
 
 def build(fixture):
@@ -599,6 +656,12 @@ def load_fixture(directory, name):
             or holds other keys or shapes than the reference writes.
     """
     directory = _as_directory(directory, "directory")
+    if not isinstance(name, str):
+        raise TypeError(f"name must be the name of a fixture (a str), got {type(name).__name__}")
+    if name not in {f.name for f in FIXTURES}:
+        raise ValueError(f"name: unknown fixture {name!r}; the reference's fixtures are {[f.name for f in FIXTURES]}")
+    if not directory.is_dir():
+        raise FixtureError(f"fixture {name}: the directory {directory} does not exist")
     (fx,) = _select([name])
     entries, problems = _read_index(directory)
     if name not in entries:
@@ -779,7 +842,10 @@ def main(argv=None):
     if args.check is None and args.out_dir is None:
         parser.error("give OUT_DIR to write fixtures, or --check DIR")
     try:
-        _select(args.only)
+        _select(args.only, "--only")
+        for folder, option in ((args.check, "--check"), (args.out_dir, "OUT_DIR")):
+            if folder is not None:
+                _as_directory(folder, option)
     except ValueError as err:
         parser.error(str(err))
     if args.check is not None:

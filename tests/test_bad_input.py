@@ -19,10 +19,12 @@ The negative control runs a deliberately unvalidated function through the same b
 """
 
 import importlib
+import importlib.util
 import inspect
 import re
 import tempfile
 from functools import partial
+from typing import NamedTuple
 
 import autograd.numpy as anp
 import matplotlib
@@ -31,8 +33,8 @@ import pytest
 
 from tests import bad_input_references as ref
 from tests.bad_input import (
-    Acceptance, Array, Case, Choice, Fixed, Flag, Func, Int, Layers, Mode, Obj, Points, Real, Rng, Time, Tree, positive_control,
-    run_case,
+    Acceptance, Array, Boom, Case, Choice, Fixed, Flag, Func, Int, Layers, Mode, Obj, Points, Real, Rng, Time, Tree,
+    positive_control, run_case,
 )
 
 matplotlib.use("Agg")
@@ -40,7 +42,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from reference import (  # noqa: E402
     autodiff, bridge, change_of_variables, cnf, continuity, distributions, losses, marginal, metrics, nn, ode,
-    oracles, ot, paths, plot, train,
+    oracles, ot, paths, plot, testing, train,
 )
 from reference import engines  # noqa: E402
 from reference.engines import adam as engines_adam, cfm as engines_cfm, mlp as engines_mlp  # noqa: E402
@@ -846,6 +848,295 @@ def flows_planar_cases():
     ], {"PLANAR_MARGIN": "a number"}
 
 
+# --------------------------------------------------------------------------------------
+# reference.testing: the checkers validate their own arguments and judge the implementation they are given.
+# --------------------------------------------------------------------------------------
+
+
+class Judged(NamedTuple):
+    """What the battery reads of a checker's verdict: a failed report's figures may be NaN by design (a figure
+    that could not be measured never meets its bound), so the report itself is not what is returned."""
+
+    passed: bool
+    message: str
+    diagnosis: str
+
+
+def judged(check):
+    """``check(**kwargs)`` returning its report's verdict; the report must be a ``CheckReport``."""
+    def run(**kwargs):
+        report = check(**kwargs)
+        assert isinstance(report, testing.CheckReport), type(report)
+        return Judged(report.passed, report.message, report.diagnosis or "")
+    run.__name__ = check.__name__
+    return run
+
+
+def asserted(twin):
+    """``assert_*(**kwargs)``: the ``AssertionError`` it raises for an implementation that fails is its verdict."""
+    def run(**kwargs):
+        try:
+            report = twin(**kwargs)
+        except AssertionError as err:
+            return Judged(False, str(err), "")
+        return Judged(report.passed, report.message, report.diagnosis or "")
+    run.__name__ = twin.__name__
+    return run
+
+
+def _rk4_solve(u, x0, t0, t1, n_steps):
+    """A fixed-step RK4 solver in plain NumPy (the implementation the battery hands check_ode_solver)."""
+    h, x = (t1 - t0) / n_steps, np.array(x0, dtype=float)
+    for k in range(n_steps):
+        t = t0 + k * h
+        k1 = u(x, t)
+        k2 = u(x + h / 2 * k1, t + h / 2)
+        k3 = u(x + h / 2 * k2, t + h / 2)
+        k4 = u(x + h * k3, t + h)
+        x = x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+    return x
+
+
+def _linear_sample(x0, x1, t):
+    t = np.asarray(t, dtype=float)[:, None]
+    return (1 - t) * x0 + t * x1, x1 - x0
+
+
+def _rademacher_hutchinson(u, x, t, rng):
+    eps = rng.choice([-1.0, 1.0], size=np.shape(x))
+    h = 1e-5
+    return np.sum(eps * (u(x + h * eps, t) - u(x - h * eps, t)) / (2 * h), axis=1)
+
+
+def _cnf_log_likelihood(u, x, n_steps=4):
+    """log p1(x) by RK4 on d/dt [x, l] = [u, div u] from t = 1 to 0, the divergence by central differences."""
+    n, d = x.shape
+    h_fd = 1e-5
+
+    def rhs(state, t):
+        y = state[:, :d]
+        div = sum((u(y + h_fd * e, t)[:, j] - u(y - h_fd * e, t)[:, j]) / (2 * h_fd) for j, e in enumerate(np.eye(d)))
+        return np.concatenate([u(y, t), div[:, None]], axis=1)
+
+    state, h = np.concatenate([x, np.zeros((n, 1))], axis=1), -1.0 / n_steps
+    for k in range(n_steps):
+        t = 1.0 + k * h
+        k1 = rhs(state, t)
+        k2 = rhs(state + h / 2 * k1, t + h / 2)
+        k3 = rhs(state + h / 2 * k2, t + h / 2)
+        k4 = rhs(state + h * k3, t + h)
+        state = state + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+    z = state[:, :d]
+    return -0.5 * np.sum(z**2, axis=1) - 0.5 * d * np.log(2 * np.pi) + state[:, d]
+
+
+def _conical_marginal(x, t, data):
+    return marginal.marginal_velocity(paths.ConicalGaussianPath(), x, t, data)
+
+
+PRECISION = ("precision", "float64")
+
+
+def _dims_probes(arg="dims"):
+    return [(arg, label, v, (arg,)) for label, v in (
+        ("zero", 0), ("empty", ()), ("repeated", (2, 2)), ("str", "2"), ("float", 2.5), ("too large", 1000),
+        ("NaN entry", (np.nan,)), ("bool", True), ("a float entry", (2.5,)), ("a negative entry", (-1,)))]
+
+
+def _str_probes(arg, empty_ok=True):
+    return [(arg, label, v, (arg,)) for label, v in (("None", None), ("int", 3), ("bytes", b"abc"), ("list", ["a"]))
+            + ((("empty", ""), ("blank", "  ")) if not empty_ok else ())]
+
+
+def _report_args():
+    m = testing.Measurement("error", 0.5, 1.0, "<=", "an error")
+    return dict(name=Fixed("check_x"), passed=Flag(True), figures=Fixed({"error": 0.5}), message=Fixed("fine"),
+                diagnosis=Fixed(None), measurements=Fixed((m,)), notes=Fixed(()), coverage=Fixed(()))
+
+
+def testing_cases():
+    fwd, inv = partial(coupling.coupling_forward, CP), partial(coupling.coupling_inverse, CP)
+    k = Real(10.0, low=0.0, low_open=True)
+    precision = Choice("float64", optional=True)
+    seed = Int(0, minimum=0)
+    tuple_out = dict(elements=(0, 1))
+    xy = dict(x0=Points(X0, tied=("x1",), n_tied=True), x1=Points(X1, tied=("x0",), n_tied=True))
+    steps_extra = [("steps", label, v, ("steps",)) for label, v in (
+        ("decreasing", (8, 4)), ("one count", (4,)), ("an int", 4), ("a zero", (0, 4)), ("a float", (4, 8.5)),
+        ("str", "48"), ("huge", (4, 10**9)), ("a NaN", (4, np.nan)), ("a bool", (True, 4)))]
+    sizes_extra = [("sizes", label, v, ("sizes",)) for label, v in (
+        ("above 8", (9,)), ("below 2", (1,)), ("empty", ()), ("an int", 4), ("str", "4"), ("a float", (4.5,)),
+        ("None", None))]
+    torch_dtype = [("torch_dtype", label, v, ("torch_dtype",)) for label, v in (
+        ("float32 without torch", "float32"), ("an int dtype", "int32"), ("int", 3), ("None", None))]
+    dtype = [("dtype", label, v, ("dtype",)) for label, v in (("float32 without a framework", "float32"), ("int", 3))]
+    checkers = dict(
+        check_bijection=dict(forward=Func(fwd, **tuple_out), inverse=Func(inv, **tuple_out),
+                             x=Points(X3, d_free=True), round_trip_tol=Real(1e-8, low=0.0, low_open=True, optional=True),
+                             k=k, precision=precision),
+        check_conditional_path=dict(sample=Func(_linear_sample, **tuple_out), **xy, t=Time(TV, n=N),
+                                    path=path_arg(paths.LinearInterpolationPath(), spiked=False, optional=True),
+                                    sigma_min=Real(1e-2, low=0.0), boundary_tol=Real(1e-8, low=0.0, low_open=True, optional=True),
+                                    k=k, precision=precision, dims=Fixed(None), seed=seed),
+        check_ode_solver=dict(solve=Func(_rk4_solve), order=Int(4), steps=Fixed((4, 8, 16)), k=k, precision=precision),
+        check_log_likelihood=dict(log_likelihood=Func(_cnf_log_likelihood, shape="col"), framework=Choice("numpy"),
+                                  atol=Real(0.05, low=0.0, low_open=True), n=Int(2), seed=seed, stochastic=Flag(False),
+                                  n_repeats=Int(256, minimum=2), k=k, torch_dtype=Fixed("float64"), dtype=Fixed(None),
+                                  dims=Fixed((1,)), precision=precision, n_calls=Int(32, minimum=8)),
+        check_divergence_estimator=dict(estimate=Func(_rademacher_hutchinson), framework=Choice("numpy"),
+                                        n_repeats=Int(100, minimum=2), k=k, seed=seed, torch_dtype=Fixed("float64"),
+                                        dtype=Fixed(None), dims=Fixed((2,)), precision=precision, n_calls=Int(8, minimum=8)),
+        check_ot_pairing=dict(pair=Func(ot.ot_pair, **tuple_out), sizes=Fixed((4,)), d=Fixed(2), seed=seed,
+                              precision=precision),
+        check_marginal_velocity=dict(estimate=Func(_conical_marginal), data=Points(X1, d_free=True),
+                                     sigma=Real(0.0, low=0.0), n=Int(8, minimum=4), seed=seed, precision=precision,
+                                     dims=Fixed(None), n_data=Int(50, minimum=2)),
+        check_velocity_field=dict(v=Func(oracles.EmpiricalOracle(X1).velocity), data=Points(X1, d_free=True),
+                                  n=Int(16, minimum=16), max_relative_loss=Real(0.05, low=0.0, low_open=True), k=k,
+                                  seed=seed, precision=precision),
+    )
+    extras = dict(
+        check_conditional_path=[("t", "at t = 0", np.array([0.0, 0.3, 0.5, 0.7]), ("t",)),
+                                ("dims", "with x0 and x1", (2,), ("dims",))],
+        check_ode_solver=steps_extra + [("order", "above 12", 13, ("order",))],
+        check_log_likelihood=torch_dtype + dtype + _dims_probes(),
+        check_divergence_estimator=torch_dtype + dtype + _dims_probes(),
+        check_ot_pairing=sizes_extra + _dims_probes("d"),
+        check_marginal_velocity=[("dims", "with data", (2,), ("dims",)), ("sigma", "huge", 1e3, ("sigma",))],
+        check_velocity_field=[("data", "an unknown data set", "moons", ("data",))],
+    )
+    cases = []
+    for name, args in checkers.items():
+        check, twin = getattr(testing, name), getattr(testing, name.replace("check_", "assert_"))
+        extra = extras.get(name, [])
+        cases.append(Case(name, judged(check), args, extra=extra, check=lambda r: r.passed))
+        cases.append(Case(name.replace("check_", "assert_"), asserted(twin), args, extra=extra, check=lambda r: r.passed))
+    # the default batches of check_conditional_path (no x0, x1): dims is theirs
+    cases.append(Case("check_conditional_path(dims=...)", judged(testing.check_conditional_path),
+                      dict(sample=Func(_linear_sample, **tuple_out), dims=Fixed((2,)), seed=seed), extra=_dims_probes(),
+                      check=lambda r: r.passed))
+    cases.append(Case("check_marginal_velocity(dims=...)", judged(testing.check_marginal_velocity),
+                      dict(estimate=Func(_conical_marginal), dims=Fixed((2,)), n=Fixed(8), n_data=Int(20, minimum=2)),
+                      extra=_dims_probes(), check=lambda r: r.passed))
+    # the report and its figures
+    report_extra = (_str_probes("name", empty_ok=False) + _str_probes("message") + [
+        ("figures", label, v, ("figures",)) for label, v in (
+            ("list", [0.5]), ("a str value", {"e": "x"}), ("an int key", {1: 0.5}), ("None", None),
+            ("a complex value", {"e": 1j}), ("an array value", {"e": np.ones(2)}))] + [
+        ("diagnosis", label, v, ("diagnosis",)) for label, v in (("int", 3), ("empty", ""), ("list", ["a"]))] + [
+        ("measurements", label, v, ("measurements",)) for label, v in (("a dict", {"a": 1}), ("floats", (0.5,)), ("None", None))] + [
+        (arg, label, v, (arg,)) for arg in ("notes", "coverage") for label, v in (
+            ("a str", "a note"), ("ints", (1, 2)), ("None", None))])
+    cases.append(Case("CheckReport()", testing.CheckReport, _report_args(), extra=report_extra))
+    cases.append(Case("Measurement()", testing.Measurement,
+                      dict(name=Fixed("error"), value=Fixed(0.5), bound=Real(1.0, optional=True), op=Choice("<="),
+                           what=Fixed("an error")),
+                      extra=_str_probes("name", empty_ok=False) + _str_probes("what") + [
+                          ("value", label, v, ("value",)) for label, v in (
+                              ("complex", 0.5j), ("bool", True), ("str", "0.5"), ("None", None), ("array", np.ones(2)))]))
+    problem = testing.ODE_PROBLEMS[0]
+    cases.append(Case("OdeProblem()", testing.OdeProblem,
+                      dict(name=Fixed("spiral"), u=Func(problem.u, outputs=False), x0=Points(problem.x0, d_free=True),
+                           t0=Real(0.0), t1=Real(1.0), exact=Func(problem.exact, outputs=False),
+                           reversed_exact=Func(problem.exact, outputs=False, optional=True),
+                           frozen_exact=Func(problem.exact, outputs=False, optional=True),
+                           asymptotic_from=Fixed((3, 2, 2, 2, 16))),
+                      extra=_str_probes("name", empty_ok=False) + [
+                          ("t1", "equal to t0", 0.0, ("t0", "t1"))] + [
+                          ("asymptotic_from", label, v, ("asymptotic_from",)) for label, v in (
+                              ("too short", (1,)), ("a negative entry", (3, 2, 2, 2, -1)), ("a float entry", (3, 2, 2, 2, 1.5)),
+                              ("a list", [3, 2, 2, 2, 16]), ("None", None), ("str", "32221"))]))
+    not_probed = {"K_SAFETY": "a number", "K_SE": "a number", "ODE_PROBLEMS": "a tuple of problems (data)"}
+    for framework, names in (("torch", ("from_torch", "to_torch", "torch_native", "is_torch_native")),
+                             ("jax", ("from_jax", "to_jax", "jax_native", "is_jax_native"))):
+        if importlib.util.find_spec(framework) is None:
+            not_probed.update({n: f"needs {framework}, which is not installed here" for n in names})
+            continue
+        wrap = getattr(testing, f"from_{framework}")
+        cases += [
+            Case(f"from_{framework}", wrap, dict(fn=Func(field, outputs=False))
+                 | (dict(dtype=Choice("float32", optional=True), device=Choice("cpu", optional=True))
+                    if framework == "torch" else dict(dtype=Choice("float32"))),
+                 extra=[("dtype", "an integer dtype", "int32", ("dtype",)), ("dtype", "a complex dtype", "complex64", ("dtype",))]),
+            Case(f"to_{framework}", getattr(testing, f"to_{framework}"), dict(fn=Func(field, outputs=False))),
+            Case(f"{framework}_native", getattr(testing, f"{framework}_native"), dict(fn=Func(lambda x: x, outputs=False))),
+            Case(f"is_{framework}_native", getattr(testing, f"is_{framework}_native"),
+                 dict(fn=Func(lambda x: x, outputs=False)), check=lambda r: r is False),
+        ]
+    return cases, not_probed
+
+
+testing_cases.__test__ = False  # a table entry, not a test (pytest collects names that start with "test")
+
+
+# --------------------------------------------------------------------------------------
+# reference.fixtures: the golden files' writer, checker and reader.
+# --------------------------------------------------------------------------------------
+
+_FIXTURE_DIR = tempfile.TemporaryDirectory(prefix="bad-input-fixtures-")
+"""Where the fixture probes write (removed when the test process exits)."""
+
+
+def _fixture_folders():
+    """A folder holding one fixture written by the reference, and a file where a folder is expected."""
+    from reference import fixtures
+
+    root = _FIXTURE_DIR.name
+    good = f"{root}/good"
+    fixtures.write_fixtures(good, ["standard_normal_logpdf"])
+    a_file = f"{root}/a-file"
+    with open(a_file, "w") as f:
+        f.write("not a folder")
+    return good, a_file
+
+
+def _rows(verify):
+    """``verify_fixtures`` with each row read as ``(name, key, passed, problem)``: a problem row's ratio is inf by
+    design, which the battery would take for an overflow."""
+    def run(**kwargs):
+        return [(row.name, row.key, row.passed, row.problem) for row in verify(**kwargs)]
+    run.__name__ = verify.__name__
+    return run
+
+
+def fixtures_cases():
+    from reference import fixtures
+
+    good, a_file = _fixture_folders()
+    folder_probes = [(label, v) for label, v in (("None", None), ("int", 3), ("bytes", b"dir"), ("a list", [good]),
+                                                 ("a file", a_file))]
+    names = [("names", label, v, ("names",)) for label, v in (
+        ("a str", "standard_normal_logpdf"), ("an unknown name", ["no_such_fixture"]), ("an int entry", [3]), ("empty", []),
+        ("a dict", {"standard_normal_logpdf": 1}), ("None entry", [None]))]
+    fixture = fixtures.FIXTURES[0]
+    fx_args = dict(name=Fixed("mine"), lecture=Fixed("eq. (1)"), formula=Fixed("y = x"),
+                   make=Func(fixture.make, outputs=False), compute=Func(fixture.compute, outputs=False),
+                   rtol=Real(1e-9, low=0.0), atol=Real(1e-12, low=0.0), notes=Fixed(""))
+    row_args = dict(name=Fixed("standard_normal_logpdf"), key=Fixed("logpdf"), ratio=Real(0.5, low=0.0), passed=Flag(True),
+                    problem=Fixed(""))
+    return [
+        Case("write_fixtures", fixtures.write_fixtures, dict(out_dir=Fixed(f"{_FIXTURE_DIR.name}/written"),
+                                                             names=Fixed(["standard_normal_logpdf"])),
+             extra=names + [("out_dir", label, v, ("out_dir",)) for label, v in folder_probes]),
+        Case("verify_fixtures", _rows(fixtures.verify_fixtures), dict(directory=Fixed(good), names=Fixed(["standard_normal_logpdf"])),
+             extra=names + [("directory", label, v, ("directory",)) for label, v in folder_probes + [
+                 ("a missing folder", f"{_FIXTURE_DIR.name}/missing")]],
+             check=lambda rows: all(r[2] for r in rows) and rows),
+        Case("load_fixture", fixtures.load_fixture, dict(directory=Fixed(good), name=Fixed("standard_normal_logpdf")),
+             extra=[("name", label, v, ("name",)) for label, v in (
+                 ("unknown", "no_such_fixture"), ("int", 3), ("None", None), ("a list", ["standard_normal_logpdf"]))]
+             # a fixture of the reference that the folder does not hold: "fixture NAME: not in .../index.json"
+             + [("name", "not written there", "gaussian_mixture_logpdf", ("name", "fixture"))]
+             + [("directory", label, v, ("directory",)) for label, v in folder_probes + [
+                 ("a missing folder", f"{_FIXTURE_DIR.name}/missing")]]),
+        Case("Fixture()", fixtures.Fixture, fx_args, extra=_str_probes("name", empty_ok=False) + _str_probes("lecture")
+             + _str_probes("formula") + _str_probes("notes")),
+        Case("CheckRow()", fixtures.CheckRow, row_args, extra=_str_probes("name", empty_ok=False) + _str_probes("key")
+             + _str_probes("problem") + [("ratio", "NaN", np.nan, ("ratio",))]),
+    ], {"FIXTURES": "a tuple of fixtures (data)", "CONVENTIONS": "a dict of conventions (data)",
+        "FixtureError": "an exception type"}
+
+
 MODULES = {
     "reference.autodiff": autodiff_cases,
     "reference.bridge": bridge_cases,
@@ -871,8 +1162,10 @@ MODULES = {
     "reference.engines.cfm": engines_cfm_cases,
     "reference.engines.mlp": engines_mlp_cases,
     "reference.engines.parallel": engines_parallel_cases,
+    "reference.testing": testing_cases,
+    "reference.fixtures": fixtures_cases,
 }
-"""The table: module -> its cases. ``reference.testing`` (and ``reference.fixtures``) join with one entry each."""
+"""The table: module -> its cases."""
 
 
 # --------------------------------------------------------------------------------------
@@ -1295,6 +1588,60 @@ ACCEPT = {
     ("plot.time_space_image", "values", "|v| ~ *"): Acceptance("an image of large values", lambda r, v, c: R.close(r.get_array(), v)),
 }
 ACCEPT.update(_marginal_entries())
+
+
+def _failed_report(raised):
+    """The checker's verdict on an implementation that raises (the report names the exception) or returns garbage."""
+    def check(result, value, call_with):
+        return not result.passed and bool(result.message) and ("Boom" in result.message if raised else True)
+    return check
+
+
+def _stored(attr):
+    return lambda r, v, c: getattr(r, attr) is v
+
+
+def _calls_through(result, value, call_with):
+    """A wrapper that did not call the callable: calling the wrapper does (its exception propagates)."""
+    try:
+        result(X, T)
+    except Boom:
+        return True
+    return False
+
+
+JUDGED = ("a checker judges the implementation it is given: one that raises or returns something wrong gets a failed "
+          "report saying so (the assert_ twin raises AssertionError with it)")
+ACCEPT.update({
+    ("testing.check_*", "*", "raises"): Acceptance(JUDGED, _failed_report(raised=True)),
+    ("testing.assert_*", "*", "raises"): Acceptance(JUDGED, _failed_report(raised=True)),
+    ("testing.check_*", "*", "returns *"): Acceptance(JUDGED, _failed_report(raised=False)),
+    ("testing.assert_*", "*", "returns *"): Acceptance(JUDGED, _failed_report(raised=False)),
+    ("testing.*", "precision", "upper case"): Acceptance(
+        "precision names are read without regard to case (parse_precision's docstring): FLOAT64 is float64",
+        lambda r, v, c: r.passed),
+    ("testing.*_conditional_path", "t", "None"): Acceptance("t = None: the default interior times", lambda r, v, c: r.passed),
+    ("testing.*_marginal_velocity", "data", "None"): Acceptance("data = None: the default data sets", lambda r, v, c: r.passed),
+    ("testing.OdeProblem()", "x0", "|x| ~ *"): Acceptance("an initial value far out is an initial value",
+                                                          lambda r, v, c: np.array_equal(r.x0, v)),
+    ("testing.OdeProblem()", "u", "raises"): Acceptance("a problem stores its field; the solver under check calls it",
+                                                        _stored("u")),
+    ("testing.OdeProblem()", "*exact", "raises"): Acceptance("a problem stores its solution; the checker calls it",
+                                                             lambda r, v, c: v in (r.exact, r.reversed_exact, r.frozen_exact)),
+    ("testing.from_*", "fn", "raises"): Acceptance("wrapping does not call fn: the wrapper does", _calls_through),
+    ("testing.to_*", "fn", "raises"): Acceptance("wrapping does not call fn: the wrapper does", _calls_through),
+    ("testing.torch_native", "fn", "raises"): Acceptance("marking does not call fn", lambda r, v, c: r is v),
+    ("testing.jax_native", "fn", "raises"): Acceptance("marking does not call fn", lambda r, v, c: r is v),
+    ("testing.is_*_native", "fn", "*"): Acceptance("the predicate answers False for anything that was not marked",
+                                                   lambda r, v, c: r is False),
+    ("fixtures.Fixture()", "make", "raises"): Acceptance("a fixture stores how its inputs are drawn; write_fixtures calls it",
+                                                         _stored("make")),
+    ("fixtures.Fixture()", "compute", "raises"): Acceptance("a fixture stores its formula; write_fixtures calls it",
+                                                            _stored("compute")),
+    ("fixtures.verify_fixtures", "directory", "a missing folder"): Acceptance(
+        "a missing folder is a failed check, reported as rows (what --check prints), not an exception",
+        lambda r, v, c: bool(r) and not any(row[2] for row in r) and "has no index.json" in r[0][3]),
+})
 for _label, _path in PATH_OBJECTS:
     ACCEPT[(f"paths.{_label}.logpdf", "z", "|x*| ~ 1e154")] = Acceptance(
         "|x - mu_t(z)|^2 / sigma_t^2 ~ 1e307 is representable", _path_logpdf_ref(_path))
@@ -1377,6 +1724,8 @@ def test_the_battery_counts_its_probes():
         per_module[key] = per_module.get(key, 0) + sum(1 for _ in case.probes())
     print(f"\nbad-input battery: {n} probes over {len(CASES)} cases: " + ", ".join(f"{k} {v}" for k, v in per_module.items()))
     assert n >= 8000, f"the battery shrank to {n} probes"
+    # the checkers (with their assert_ twins, reports and, where installed, adapters) and the fixtures' files
+    assert per_module["testing"] >= 1300 and per_module["fixtures"] >= 100, per_module
     assert len(ACCEPT) > 0 and all(isinstance(a, Acceptance) and a.reason for a in ACCEPT.values())
 
 

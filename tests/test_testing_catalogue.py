@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from reference.testing import CheckReport
-from reference.testing._catalogue import CATALOGUE
+from reference.testing._catalogue import CATALOGUE, cases_for
 
 CHECKERS = ("check_bijection", "check_conditional_path", "check_ode_solver", "check_log_likelihood",
             "check_divergence_estimator", "check_ot_pairing", "check_marginal_velocity", "check_velocity_field")
@@ -55,13 +55,17 @@ def test_the_catalogue_covers_every_checker_with_correct_code_in_three_precision
 
 
 def test_within_a_checker_the_broken_cases_expect_different_diagnoses():
-    # two cases with the same expected names would not show that the names tell them apart
+    # two cases with the same expected names would not show that the names tell them apart; a repeat is another
+    # precision, or a variant that says what differs (a first-order method, a constant dropped)
     seen = collections.defaultdict(list)
     for case in CATALOGUE:
         if case.expected:
-            seen[(case.checker, case.expected)].append(case.precision)
-    repeated = {key: precisions for key, precisions in seen.items() if len(precisions) != len(set(precisions))}
+            seen[(case.checker, case.expected)].append((case.precision, case.variant))
+    repeated = {key: kinds for key, kinds in seen.items() if len(kinds) != len(set(kinds))}
     assert not repeated, repeated
+    variants = [c for c in CATALOGUE if c.variant]
+    assert all(c.expected and any(o.expected == c.expected and not o.variant for o in cases_for(c.checker))
+               for c in variants), "a variant repeats the names of a case of the catalogue"
 
 
 def test_the_mistake_classes_of_the_issue_are_all_in_the_catalogue():

@@ -314,3 +314,97 @@ def test_every_round_off_allowance_is_sqrt_eps_of_the_precision():
         from reference.testing._report import roundoff_tol
 
         assert parse_precision(name).eps == eps and roundoff_tol(eps) == math.sqrt(eps)
+
+
+# ----------------------------------------------------------------------------- names given only for their cause
+# The catalogue shows each name given to one broken case and not to the others; here the same mistakes written
+# the ways students write them (other methods, terms that cancel elsewhere kept or dropped) get the same names.
+
+_TABLEAUS = {
+    "Euler": (([0.0], [[]], [1.0]), 1),
+    "midpoint": (([0.0, 0.5], [[], [0.5]], [0.0, 1.0]), 2),
+    "RK4": (([0.0, 0.5, 0.5, 1.0], [[], [0.5], [0.0, 0.5], [0.0, 0.0, 1.0]], [1 / 6, 1 / 3, 1 / 3, 1 / 6]), 4),
+}
+
+
+def _explicit_rk(tableau, time_of):
+    c, a, b = tableau
+
+    def solve(u, x0, t0, t1, n):
+        h, x = (t1 - t0) / n, np.array(x0, dtype=float)
+        for k in range(n):
+            t = t0 + k * h
+            ks = []
+            for ci, row in zip(c, a):
+                ks.append(u(x + h * sum((aij * kj for aij, kj in zip(row, ks)), np.zeros_like(x)),
+                            time_of(t + ci * h, t0, t1)))
+            x = x + h * sum(bi * ki for bi, ki in zip(b, ks))
+        return x
+    return solve
+
+
+@pytest.mark.parametrize("method, wrong, name", [
+    ("Euler", "frozen", "time not advanced"),
+    ("midpoint", "reversed", "time runs the wrong way"),
+    ("midpoint", "frozen", "time not advanced"),
+])  # Euler reversed, RK4 reversed and RK4 frozen are in the catalogue
+def test_a_solver_whose_time_is_reversed_or_frozen_is_named_so_whatever_its_order(method, wrong, name):
+    tableau, order = _TABLEAUS[method]
+    time_of = {"reversed": lambda s, t0, t1: t0 + t1 - s, "frozen": lambda s, t0, t1: t0}[wrong]
+    report = check_ode_solver(_explicit_rk(tableau, time_of), order)
+    assert not report and report.diagnosis == name, str(report)
+    # the name rests on convergence to the wrong problem's solution at the claimed order: the report says so
+    assert f"converges to the solution of dx/dt = u(x, t0{' + t1 - t' if wrong == 'reversed' else ''})" in report.message
+
+
+def _hutchinson_variant(noise="rademacher", left=True, scale=1.0):
+    def estimate(u, x, t, rng):
+        eps = rng.choice([-1.0, 1.0], size=x.shape) if noise == "rademacher" else rng.standard_normal(x.shape)
+        h = 1e-5
+        jv = (u(x + h * eps, t) - u(x - h * eps, t)) / (2 * h)
+        return scale * np.sum((eps if left else 1.0) * jv, axis=1)
+    return estimate
+
+
+@pytest.mark.parametrize("what, estimate, name", [
+    ("1^T J eps, Rademacher", _hutchinson_variant(left=False), "mean 0 instead of the trace"),
+    ("1^T J eps, Gaussian", _hutchinson_variant("gaussian", left=False), "mean 0 instead of the trace"),
+    ("zero", lambda u, x, t, rng: np.zeros(len(x)), "mean 0 instead of the trace"),
+    ("half the trace", _hutchinson_variant(scale=0.5), "probes not normalised"),
+    ("minus half the trace", _hutchinson_variant(scale=-0.5), None),  # no E[eps eps^T] = s I gives s < 0
+])
+def test_a_mean_of_0_is_not_probes_not_normalised_and_a_negative_multiple_is_neither(what, estimate, name):
+    report = check_divergence_estimator(estimate, dims=(2, 3), n_repeats=500)
+    assert not report and report.diagnosis == name, f"{what}: {report}"
+
+
+def _student_marginal(constant, shift, normalise):
+    """Theorem 1's sum the way it is written from the posterior weights, with the usual choices."""
+    def estimate(x, t, data):
+        var = (1 - t) ** 2
+        log_w = -np.sum((x[:, None, :] - t[:, None, None] * data[None]) ** 2, axis=2) / (2 * var[:, None])
+        if constant:
+            log_w = log_w - 0.5 * x.shape[1] * np.log(2 * np.pi * var)[:, None]
+        if shift:
+            log_w = log_w - np.max(log_w, axis=1, keepdims=True)
+        w = np.exp(log_w)
+        if normalise is not None:
+            w = w / np.sum(w, axis=normalise, keepdims=True)
+        return np.einsum("nm,nmd->nd", w, (data[None] - x[:, None]) / (1 - t)[:, None, None])
+    return estimate
+
+
+@pytest.mark.parametrize("constant", [True, False], ids=["constant kept", "constant dropped"])
+@pytest.mark.parametrize("shift", [False, True], ids=["", "max subtracted"])
+@pytest.mark.parametrize("normalise, name", [(1, None), (None, "weights not normalised"),
+                                             (0, "weights normalised over the wrong axis")],
+                         ids=["normalised", "not normalised", "over the points"])
+def test_the_weights_mistakes_are_named_whether_or_not_the_gaussians_constant_is_kept(constant, shift, normalise, name):
+    from reference.testing.marginal import _small_data
+
+    report = check_marginal_velocity(_student_marginal(constant, shift, normalise), data=_small_data())
+    if name is None:
+        # normalised over the data the constant cancels; without the shift the far points underflow
+        assert bool(report) == shift and report.diagnosis == (None if shift else "weights underflow far from the data")
+    else:
+        assert not report and report.diagnosis == name, str(report)

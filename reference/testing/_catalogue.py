@@ -35,6 +35,9 @@ class Case:
         expected: None (must pass), or the set of diagnoses it must get (exactly).
         run: ``run() -> CheckReport``.
         precision: the precision the implementation computes in.
+        variant: for a mistake already in the catalogue written another way (the same
+            names expected), what differs: the method's order, a term that cancels
+            elsewhere, ...; empty otherwise.
     """
 
     checker: str
@@ -43,6 +46,7 @@ class Case:
     expected: frozenset | None
     run: object
     precision: str = "float64"
+    variant: str = ""
 
 
 # ----------------------------------------------------------------------------- bijections
@@ -339,7 +343,8 @@ def _likelihood(fn, fresh=False, **kwargs):
 
 
 def hutchinson(noise="rademacher", dtype=onp.float64, shared=False, scale=1.0, terms=None, sign=1.0,
-               time_reversed=False, in_place=False):
+               time_reversed=False, in_place=False, left=True):
+    """eps^T J eps by a central difference along eps; ``left=False`` leaves out the left eps^T (1^T J eps)."""
     def estimate(u, x, t, rng):
         h = _step(dtype)
         x = onp.asarray(x).astype(dtype, copy=not in_place)
@@ -359,7 +364,7 @@ def hutchinson(noise="rademacher", dtype=onp.float64, shared=False, scale=1.0, t
             down = onp.asarray(u(x, s))
         else:
             up, down = onp.asarray(u(x + h * eps, s)), onp.asarray(u(x - h * eps, s))
-        return sign * scale * onp.sum(eps * (up - down) / (2 * h), axis=1)
+        return sign * scale * onp.sum((eps if left else 1.0) * (up - down) / (2 * h), axis=1)
     return estimate
 
 
@@ -415,8 +420,12 @@ def _pairing(fn, **kwargs):
 
 
 def marginal(dtype=onp.float64, normalise="data", stable=True, chunk=None, chunk_weighting="share", clamp=None,
-             in_place=False):
-    """u(x, t) = sum_i w_i (y_i - x) / (1 - t), w_i proportional to N(x; t y_i, (1 - t)^2 I), by chunks of data."""
+             in_place=False, constant=True):
+    """u(x, t) = sum_i w_i (y_i - x) / (1 - t), w_i proportional to N(x; t y_i, (1 - t)^2 I), by chunks of data.
+
+    ``constant=False`` drops the Gaussian's constant -d/2 log(2 pi (1 - t)^2) from the
+    log-weights (it cancels in weights normalised over the data, not elsewhere).
+    """
     def estimate(x, t, data):
         xs, t, data = (onp.asarray(v).astype(dtype) for v in (x, t, data))
         one_minus_t = onp.maximum(1 - t, clamp) if clamp else 1 - t
@@ -426,7 +435,9 @@ def marginal(dtype=onp.float64, normalise="data", stable=True, chunk=None, chunk
         for start in range(0, len(data), size):
             y = data[start:start + size]
             diff = xs[:, None, :] - t[:, None, None] * y[None]
-            log_n = -(diff**2).sum(-1) / (2 * var[:, None]) - xs.shape[1] / 2 * onp.log(2 * onp.pi * var)[:, None]
+            log_n = -(diff**2).sum(-1) / (2 * var[:, None])
+            if constant:
+                log_n = log_n - xs.shape[1] / 2 * onp.log(2 * onp.pi * var)[:, None]
             u_i = (y[None] - xs[:, None]) / one_minus_t[:, None, None]
             if normalise is None:  # p_t(x) u(x, t) instead of u
                 parts.append(onp.einsum("nj,njd->nd", onp.exp(log_n) / len(data), u_i))
@@ -557,6 +568,9 @@ CATALOGUE = (
         "float32"),
     Case("check_ode_solver", "convention", "RK4 calling u at t0 + t1 - t", _names("time runs the wrong way"),
          _solver(rk_solver(RK4, time_of=lambda s, t0, t1: t0 + t1 - s), 4)),
+    Case("check_ode_solver", "convention", "Euler calling u at t1 - k h, i.e. at t0 + t1 - t",
+         _names("time runs the wrong way"), _solver(rk_solver(EULER, time_of=lambda s, t0, t1: t0 + t1 - s), 1),
+         variant="first order: a few per cent from the reversed-time solution at 48 steps"),
     Case("check_ode_solver", "formula", "RK4 that never advances t", _names("time not advanced"),
          _solver(rk_solver(RK4, time_of=lambda s, t0, t1: t0), 4)),
     Case("check_ode_solver", "boundary", "RK4 that integrates from min(t0, t1) to max(t0, t1)",
@@ -611,6 +625,8 @@ CATALOGUE = (
          _divergence(hutchinson("ones"))),
     Case("check_divergence_estimator", "formula", "uniform probes on [-1, 1] (variance 1/3)",
          _names("probes not normalised"), _divergence(hutchinson("uniform"))),
+    Case("check_divergence_estimator", "formula", "sum(J eps): the left eps^T left out (mean 0)",
+         _names("mean 0 instead of the trace"), _divergence(hutchinson(left=False))),
     Case("check_divergence_estimator", "dimension", "exact trace summing the first two diagonal terms",
          _names("sums only the first 2 diagonal terms"), _divergence(_diagonal_two_terms)),
     Case("check_divergence_estimator", "side effects", "probe shifts applied in place to x",
@@ -649,10 +665,16 @@ CATALOGUE = (
          "float32"),
     Case("check_marginal_velocity", "formula", "weights not normalised", _names("weights not normalised"),
          _marginal(marginal(normalise=None, stable=False))),
+    Case("check_marginal_velocity", "formula", "weights not normalised, the Gaussian's constant dropped",
+         _names("weights not normalised"), _marginal(marginal(normalise=None, stable=False, constant=False)),
+         variant="the constant -d/2 log(2 pi (1 - t)^2) dropped (it cancels only in normalised weights)"),
     Case("check_marginal_velocity", "formula", "normalised without log-sum-exp",
          _names("weights underflow far from the data"), _marginal(marginal(stable=False))),
     Case("check_marginal_velocity", "formula", "weights normalised over the points x",
          _names("weights normalised over the wrong axis"), _marginal(marginal(normalise="points"))),
+    Case("check_marginal_velocity", "formula", "weights normalised over the points x, the Gaussian's constant dropped",
+         _names("weights normalised over the wrong axis"), _marginal(marginal(normalise="points", constant=False)),
+         variant="the constant -d/2 log(2 pi (1 - t)^2) dropped (it cancels only in normalised weights)"),
     Case("check_marginal_velocity", "formula", "uniform weights", _names("uniform weights"), _marginal(_uniform_weights)),
     Case("check_marginal_velocity", "convention", "the field with the sign flipped", _names("sign flipped"),
          _marginal(lambda x, t, d: -marginal()(x, t, d))),

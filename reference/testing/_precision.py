@@ -63,9 +63,22 @@ _ALIASES = {"double": "float64", "float": "float32", "single": "float32", "half"
             "f64": "float64", "f32": "float32", "f16": "float16"}
 
 
+def _dtype_like(value):
+    """Whether ``value`` is a dtype or a scalar type of NumPy, PyTorch, JAX or ml_dtypes (not a list, a number, ...)."""
+    if isinstance(value, type):  # numpy.float16, ml_dtypes.bfloat16, jnp.float32
+        return True
+    module = type(value).__module__ or ""
+    return isinstance(value, onp.dtype) or module.split(".")[0] in ("numpy", "torch", "jax", "jaxlib", "ml_dtypes")
+
+
 def parse_precision(value, name="precision"):
     """``value`` as a ``Precision``: None, a name (``"float32"``, ``"bfloat16"``, ...), a NumPy,
-    PyTorch or JAX floating dtype, or a ``Precision``."""
+    PyTorch or JAX floating dtype, or a ``Precision``.
+
+    Names are read without regard to case and with the prefixes ``torch.`` and ``jnp.``
+    (``"Float32"``, ``"torch.float16"``), and the aliases ``double``, ``float``, ``single``,
+    ``half``, ``bf16``, ``f64``, ``f32``, ``f16``.
+    """
     if value is None or isinstance(value, Precision):
         return value
     if isinstance(value, str):
@@ -74,6 +87,9 @@ def parse_precision(value, name="precision"):
         if key in _KNOWN:
             return _KNOWN[key]
         raise ValueError(f"{name} must be one of {sorted(_KNOWN)} (or a floating dtype), got {value!r}")
+    if not _dtype_like(value):
+        raise TypeError(f"{name} must be a precision name such as 'float32' or a floating dtype, got "
+                        f"{type(value).__name__} {value!r}")
     text = str(value)  # torch.float16, dtype('float32'), dtype(bfloat16) from ml_dtypes, <class 'numpy.float16'>
     for key in sorted(_KNOWN, key=len, reverse=True):
         if key in text:

@@ -30,6 +30,15 @@ __all__ = [
 
 def _framework_dtype(framework, dtype, torch_dtype):
     """The dtype the points are handed over in (torch/jax), and its precision."""
+    try:
+        parse_precision(torch_dtype, "torch_dtype")
+    except (TypeError, ValueError) as err:
+        raise type(err)(str(err)) from None
+    if torch_dtype is None:
+        raise TypeError("torch_dtype must be a floating dtype such as 'float64' or 'float32', got None")
+    if framework != "torch" and parse_precision(torch_dtype) is not parse_precision("float64"):
+        raise ValueError(f"torch_dtype applies to framework='torch' only (use dtype= with framework='jax'), got "
+                         f"{torch_dtype!r} with framework={framework!r}")
     if framework == "numpy":
         if dtype is not None:
             raise ValueError("dtype applies to framework='torch' or 'jax' only (a NumPy implementation chooses its "
@@ -228,7 +237,8 @@ def check_log_likelihood(log_likelihood, *, framework="numpy", atol=1e-3, n=16, 
         n_repeats: repetitions per point per call when ``stochastic`` (>= 2).
         k: number of standard errors.
         torch_dtype: the dtype of the points with ``framework="torch"`` (kept for
-            compatibility; ``dtype`` takes precedence).
+            compatibility; ``dtype`` takes precedence; another value than ``"float64"``
+            with another framework is refused).
         dtype: the dtype of the points with ``framework="torch"`` or ``"jax"``
             (``"float64"``, ``"float32"``, ``"float16"``, ``"bfloat16"``).
         dims: the dimensions (default 1, 2, 3, 5).
@@ -248,8 +258,8 @@ def check_log_likelihood(log_likelihood, *, framework="numpy", atol=1e-3, n=16, 
     seed = check_seed(seed)
     if not isinstance(stochastic, (bool, onp.bool_)):
         raise TypeError(f"stochastic must be a bool, got {type(stochastic).__name__}")
-    n_repeats = check_positive_int(n_repeats, "n_repeats", minimum=2)
-    n_calls = check_positive_int(n_calls, "n_calls", minimum=8)
+    n_repeats = check_positive_int(n_repeats, "n_repeats", minimum=2, maximum=10**6)
+    n_calls = check_positive_int(n_calls, "n_calls", minimum=8, maximum=10**5)
     k = check_k(k)
     dims = check_dims(dims)
     dtype, known = _framework_dtype(framework, dtype, torch_dtype)
@@ -342,9 +352,15 @@ def _div_dimension(rec, impl, framework, n_repeats, k, seed, d, known, n_calls, 
         defined.add(lab)
         if onp.all(onp.abs(mean - alt) <= tol):
             matches.add(lab)
-    if abs(ratio - 1) > 0.05 and onp.all(onp.abs(mean - ratio * trace) <= tol) and not matches:
+    # a mean of 0 where the trace is not is its own finding (the probe entering once: 1^T J eps, E[eps] = 0); a
+    # multiple of the trace is "probes not normalised" only for a positive multiple that the mean tells from 0
+    zero_mean = bool(onp.all(onp.abs(mean) <= tol) and onp.any(onp.abs(trace) > tol))
+    if zero_mean and not matches:
+        matches.add("mean 0 instead of the trace")
+    elif (not zero_mean and ratio > 0 and abs(ratio - 1) > 0.05 and onp.all(onp.abs(mean - ratio * trace) <= tol)
+          and not matches):
         matches.add("probes not normalised")
-    defined.add("probes not normalised")
+    defined |= {"probes not normalised", "mean 0 instead of the trace"}
     cases.append({"ok": ok, "matches": matches, "defined": defined, "d": d, "ratio": ratio, "z": float(z[worst])})
 
 
@@ -365,8 +381,11 @@ def _div_body(rec, impl, framework, n_repeats, k, seed, dims, known, n_calls):
             "sums all Jacobian entries": "the estimate is the sum of all Jacobian entries, 1^T J 1: the probe is the "
                                          "same in every coordinate (a vector of ones, or one random sign per point "
                                          "instead of per coordinate); E[eps eps^T] must be I",
-            "probes not normalised": "the estimate is a multiple of the trace: probes need E[eps eps^T] = I "
-                                     "(Rademacher +-1, or standard normal)",
+            "probes not normalised": "the estimate is a positive multiple of the trace, s tr J with s != 1: probes "
+                                     "need E[eps eps^T] = I (Rademacher +-1, or standard normal), not s I",
+            "mean 0 instead of the trace": "the estimates average to 0 where tr J does not: the probe enters only "
+                                           "once (sum(J eps) = 1^T J eps leaves out the left eps^T, and E[eps] = 0); "
+                                           "Hutchinson's estimate is eps^T (J eps), the same eps on both sides",
         }
         for lab in named:
             rec.diagnose(lab, advice.get(lab, "the trace must sum all d diagonal terms of the Jacobian"))
@@ -411,7 +430,9 @@ def check_divergence_estimator(estimate, *, framework="numpy", n_repeats=2000, k
     next to the closed forms for Rademacher and Gaussian probes.
 
     On failure it names, when the mean matches it in every failing dimension: a flipped
-    sign, a scale error (probes with ``E[eps eps^T] != I``), the trace at ``1 - t``,
+    sign, a scale error (a positive multiple of the trace: probes with
+    ``E[eps eps^T] = s I``, ``s != 1``), a mean of 0 where the trace is not (the probe
+    entering once, ``1^T J eps``), the trace at ``1 - t``,
     the sum of all Jacobian entries (a probe constant across coordinates), a sum of only
     the first few diagonal terms.
 
@@ -423,7 +444,8 @@ def check_divergence_estimator(estimate, *, framework="numpy", n_repeats=2000, k
         n_repeats: repeats of each point per call (>= 2).
         k: number of standard errors.
         seed: seed of the ``rng`` handed to ``estimate`` (an integer >= 0).
-        torch_dtype: kept for compatibility; ``dtype`` takes precedence.
+        torch_dtype: kept for compatibility; ``dtype`` takes precedence (another value
+            than ``"float64"`` with another framework than ``"torch"`` is refused).
         dtype: the dtype with ``framework="torch"`` or ``"jax"``.
         dims: the dimensions (default 1, 2, 3, 5).
         precision: the precision the estimator computes in, if lower than what it returns says.
@@ -437,7 +459,7 @@ def check_divergence_estimator(estimate, *, framework="numpy", n_repeats=2000, k
     n_repeats = check_positive_int(n_repeats, "n_repeats", minimum=2)
     if n_repeats > 10**6:
         raise ValueError(f"n_repeats must be at most 1e6, got {n_repeats}")
-    n_calls = check_positive_int(n_calls, "n_calls", minimum=8)
+    n_calls = check_positive_int(n_calls, "n_calls", minimum=8, maximum=10**5)
     k = check_k(k)
     seed = check_seed(seed)
     dims = check_dims(dims)

@@ -57,6 +57,24 @@ def _posterior_parts(x, t, data, sigma):
     return log_n, u_i
 
 
+def _row_offsets(log_n, t, d, sigma):
+    """The row-dependent terms by which a student's log-weights may differ from ``log N(x_n; t y_i, s_t^2 I)``.
+
+    Each cancels in weights normalised over the data (axis 1), which is why it is dropped
+    or added freely, but not in weights left unnormalised or normalised over the points:
+    the Gaussian's constant ``-d/2 log(2 pi s_t^2)`` kept (offset 0) or dropped, and the
+    largest log-weight of the row subtracted (log-sum-exp's shift; the constant then
+    cancels whether it was kept or not).
+
+    Returns:
+        ``{name: (n,) offset}``.
+    """
+    var = (1 - t) ** 2 + sigma**2
+    return {"the constant kept": onp.zeros(len(t)),
+            "the constant dropped": 0.5 * d * onp.log(2 * onp.pi * var),
+            "the row's largest subtracted": -onp.max(log_n, axis=1)}
+
+
 def _chunked(log_n, u_i, size):
     """Weights normalised within each chunk of ``size`` data points, the chunks' estimates averaged."""
     parts = []
@@ -115,19 +133,21 @@ def _check_set(rec, impl, data, sigma, n, rng, label):
         return bool(onp.all(onp.max(onp.abs(est - alt)[rows], axis=1)
                             <= 1e3 * tol[rows] + 1e-6 * (1 + onp.max(onp.abs(alt[rows]), axis=1))))
 
-    p_t = onp.exp(_lse(log_n, 1)[:, 0] - onp.log(N))
-    by_points = onp.exp(log_n - _lse(log_n, 0))
+    offsets = _row_offsets(log_n, t, d, sigma)
     found = {}
     if matches(-truth):
         found["sign flipped"] = "the estimate is -u(x, t): u_cond = x1 - x0 = (y_i - x) / (1 - t)"
     elif matches(-exact_velocity(x, 1 - t, data, sigma), slice(2, n)):
         found["reversed time convention"] = ("the estimate is -u(x, 1 - t), the field of a path that is data at "
                                              "t = 0: in the lecture t = 0 is the noise N(0, I) and t = 1 the data")
-    elif matches(p_t[:, None] * truth, near) or matches(N * p_t[:, None] * truth, near):
-        found["weights not normalised"] = ("the estimate is p_t(x) u(x, t) (times a constant): divide by "
-                                           "sum_i N(x; t y_i, (1-t)^2 I), i.e. normalise the posterior weights "
-                                           "p(z_i | x, t) to sum to 1")
-    elif matches(onp.einsum("nj,njd->nd", by_points, u_i), near):
+    elif any(matches(onp.exp(_lse(log_n, 1) + b[:, None] - log_c) * truth, near)
+             for b in offsets.values() for log_c in (0.0, onp.log(N))):
+        found["weights not normalised"] = ("the estimate is sum_i w_i u_i with w_i = N(x; t y_i, (1-t)^2 I) times a "
+                                           "factor of the point x (the Gaussian's constant kept or dropped, the "
+                                           "largest weight divided out, 1/N): divide the weights by their sum over "
+                                           "the data, so that the posterior p(z_i | x, t) sums to 1")
+    elif any(matches(onp.einsum("nj,njd->nd", onp.exp(log_n + b[:, None] - _lse(log_n + b[:, None], 0)), u_i), near)
+             for b in offsets.values()):
         found["weights normalised over the wrong axis"] = ("the weights sum to 1 over the points x, not over the "
                                                            "data z_i (softmax over the data axis)")
     elif matches(u_i.mean(axis=1), near):
@@ -206,8 +226,10 @@ def check_marginal_velocity(estimate, *, data=None, sigma=0.0, n=32, seed=0, pre
 
     On failure it names: the sign flipped, the field of the reversed time convention
     (``-u(x, 1 - t)``, data at ``t = 0``), weights not normalised (the result is
-    ``p_t(x) u(x, t)`` or a multiple), weights normalised over the points ``x`` instead
-    of the data, uniform weights, weights normalised per chunk of the data and the
+    ``sum_i w_i u_i`` with ``w_i = N(x; t y_i, (1 - t)^2 I)`` times a factor of the row:
+    the Gaussian's constant kept or dropped, the row's largest weight divided out, the
+    number of data points), weights normalised over the points ``x`` instead of the data
+    (with the same row factors, which do not cancel there), uniform weights, weights normalised per chunk of the data and the
     chunks averaged, non-finite values far from the data, a field wrong only near
     ``t = 1``, only with many data points, or only in some dimensions.
 
@@ -357,6 +379,8 @@ def check_velocity_field(v, data, *, n=4000, max_relative_loss=0.05, k=K_SE, see
     declared = check_precision(precision)
     if not isinstance(data, (str, GaussianMixture)):
         data = as_points(data, "data", allow_traced=False)
+        if onp.max(onp.abs(data)) > 1e6:
+            raise ValueError("data must have entries of moderate size (|data| <= 1e6)")
     else:
         _oracle_for(data)  # refuse an unknown name before anything runs
     rec = Recorder("check_velocity_field")
