@@ -3,33 +3,61 @@
 ``trained_model`` trains once per process and set of arguments (``functools.lru_cache``),
 so that figures 13 to 16 and the claims of part 4 reuse the same few models within
 ``python -m figures``. Every model uses the lecture's linear-interpolation path
-(sigma = 0) and the settings below; only the data set, the number of steps, the seed
-and minibatch OT pairing vary.
+(sigma = 0) and an MLP of ``HIDDEN`` widths; the data set, the training budget (steps,
+batch size, Adam's step size), the seed and minibatch OT pairing vary. Trainings that
+last more than a few seconds report their progress on stderr (``figures._progress``).
 """
 
 import functools
-import sys
 from typing import NamedTuple
 
 import numpy as onp
 
+from figures._progress import Progress
 from reference.distributions import make_dataset
 from reference.paths import LinearInterpolationPath
 from reference.train import train_cfm
 
-SETTINGS = {"batch_size": 256, "hidden": (64, 64, 64), "lr": 2e-3}
-"""Training settings of every shared model (small, so that a model trains in a few seconds)."""
+HIDDEN = (64, 64, 64)
+"""Hidden widths of every shared model's MLP ``[x, t] -> v``."""
+
+SETTINGS = {"batch_size": 256, "hidden": HIDDEN, "lr": 2e-3}
+"""Default training settings (those of figures 13, 14, 16 and the claims of part 4)."""
 
 N_STEPS, QUICK_STEPS = 5000, 40
-"""Adam steps of the shared models in full and quick mode (one value, so that the figures share models)."""
-
-HARD_STEPS = {"checkerboard": 15_000, "spirals": 15_000, "rings": 15_000}
-"""Data sets whose thin, nested structure takes more steps to learn (full mode)."""
+"""Adam steps of the shared ``8gaussians`` model in full and quick mode (figures 13 to 16 and the claims share it)."""
 
 
-def steps_for(name, quick=False):
-    """Adam steps for the model of data set ``name``: ``QUICK_STEPS``, or ``N_STEPS`` and more for the hard sets."""
-    return QUICK_STEPS if quick else HARD_STEPS.get(name, N_STEPS)
+class Budget(NamedTuple):
+    """What a model's training costs: Adam steps, minibatch size and Adam's (constant) step size."""
+
+    n_steps: int
+    batch_size: int
+    lr: float
+
+
+BUDGETS = {
+    "moons": Budget(5000, 256, 2e-3),
+    "8gaussians": Budget(N_STEPS, SETTINGS["batch_size"], SETTINGS["lr"]),
+    "checkerboard": Budget(15_000, 256, 2e-3),
+    "cross": Budget(5000, 256, 2e-3),
+    "spirals": Budget(15_000, 256, 2e-3),
+    "rings": Budget(15_000, 256, 2e-3),
+}
+"""Training budget of each data set's model (figure 15) in full mode: enough to resolve the
+data set's structure (the checkerboard's squares, the spiral arms, the rings), measured
+by the kernel MMD of figure 15 against the data's noise floor."""
+
+QUICK_BUDGET = Budget(QUICK_STEPS, SETTINGS["batch_size"], SETTINGS["lr"])
+"""The budget of every model in quick mode (a smoke test, not a trained model)."""
+
+
+def budget(name, quick=False):
+    """The training ``Budget`` of the model of data set ``name`` (``QUICK_BUDGET`` in quick mode)."""
+    if name not in BUDGETS:
+        raise ValueError(f"name must be one of {list(BUDGETS)}, got {name!r}")
+    return QUICK_BUDGET if quick else BUDGETS[name]
+
 
 N_DATA = 20_000
 """Size of the training set drawn from ``make_dataset``."""
@@ -61,8 +89,7 @@ OT_STEPS, OT_BATCH = 2000, 128
 exact OT costs O(batch^3) per step (about 20 ms at 256, 3 ms at 128)."""
 
 
-@functools.lru_cache(maxsize=None)
-def trained_model(name, n_steps, seed=0, ot_pairing=False, batch_size=SETTINGS["batch_size"]):
+def trained_model(name, n_steps, seed=0, ot_pairing=False, batch_size=SETTINGS["batch_size"], lr=SETTINGS["lr"]):
     """Train (once per process) a CFM velocity field on the toy data set ``name``.
 
     Args:
@@ -71,6 +98,7 @@ def trained_model(name, n_steps, seed=0, ot_pairing=False, batch_size=SETTINGS["
         seed: seeds the data, the initial parameters and the minibatches.
         ot_pairing: pair each minibatch by exact OT.
         batch_size: minibatch size (default that of ``SETTINGS``).
+        lr: Adam's step size (default that of ``SETTINGS``).
 
     Returns:
         a ``TrainedModel`` (shared between callers: do not modify its arrays). Its
@@ -78,21 +106,34 @@ def trained_model(name, n_steps, seed=0, ot_pairing=False, batch_size=SETTINGS["
         ``checkpoint_steps(n_steps)``, ``tail`` those of each of the last ``N_TAIL``
         steps (``losses[-len(tail):]`` were taken at them); the final parameters are ``params``.
     """
-    if n_steps > QUICK_STEPS:  # long work shows progress (on stderr: the figures write nothing else)
-        print(f"    training a CFM model on {name}: {n_steps} Adam steps{' with OT pairing' if ot_pairing else ''}",
-              file=sys.stderr, flush=True)
+    # one cache key per model, however the arguments were passed
+    return _trained_model(name, int(n_steps), int(seed), bool(ot_pairing), int(batch_size), float(lr))
+
+
+@functools.lru_cache(maxsize=None)
+def _trained_model(name, n_steps, seed, ot_pairing, batch_size, lr):
     rng = onp.random.default_rng(seed)
     data = make_dataset(name, N_DATA, rng)
     keep = set(checkpoint_steps(n_steps))
     checkpoints, tail = [], []
+    label = (f"training a CFM model on {name} ({n_steps} Adam steps, batch {batch_size}, lr {lr:g}"
+             f"{', OT pairing' if ot_pairing else ''})")
+    progress = Progress(label, n_steps, enabled=n_steps > QUICK_STEPS)  # quick-mode models stay silent
 
-    def record(params, step, _loss):
+    def record(params, step, loss):
         if step in keep:
             checkpoints.append((step, params))
         if step >= n_steps - N_TAIL:
             tail.append(params)
+        progress.update(step + 1, loss)
 
-    settings = dict(SETTINGS, batch_size=batch_size)
-    params, losses = train_cfm(data, LinearInterpolationPath(), n_steps, rng=rng, ot_pairing=ot_pairing,
-                               callback=record, **settings)
+    params, losses = train_cfm(data, LinearInterpolationPath(), n_steps, batch_size=batch_size, hidden=HIDDEN,
+                               lr=lr, rng=rng, ot_pairing=ot_pairing, callback=record)
+    progress.close()
     return TrainedModel(params, losses, tuple(checkpoints), tuple(tail))
+
+
+def budget_model(name, quick=False):
+    """The model of data set ``name`` trained with its ``budget(name, quick)`` (seed 0)."""
+    b = budget(name, quick)
+    return trained_model(name, b.n_steps, batch_size=b.batch_size, lr=b.lr)

@@ -15,46 +15,57 @@ import numpy as onp
 from matplotlib.animation import FuncAnimation, PillowWriter
 
 from figures._cli import run_figure
+from figures._style import projected
 from figures._models import N_STEPS, QUICK_STEPS, trained_model
 from reference.distributions import make_dataset
 from reference.ode import integrate
-from reference.plot import BLUE, velocity_arrows
+from reference.plot import BLUE, grid_points, velocity_arrows
 from reference.train import model_velocity
 
 DATASET = "8gaussians"
 EXTENT = (-5.5, 5.5, -5.5, 5.5)
+N_ARROWS = 15
 
 
+@projected
 def main(out_dir, quick=False):
     n_steps = QUICK_STEPS if quick else N_STEPS
-    n_samples, n_frames, hold = (200, 5, 1) if quick else (600, 41, 8)
+    n_samples, n_frames, hold = (200, 5, 1) if quick else (800, 41, 10)
     rng = onp.random.default_rng(16)
     u = model_velocity(trained_model(DATASET, n_steps).params)
     states, times = integrate(u, rng.standard_normal((n_samples, 2)), 0.0, 1.0, n_frames - 1, "rk4",
                               return_path=True)
     data = make_dataset(DATASET, n_samples, rng)
+    _, _, grid = grid_points(EXTENT, N_ARROWS)
+    speed = max(float(onp.max(onp.linalg.norm(u(grid, float(t)), axis=1))) for t in times)
+    arrow_scale = speed / (0.9 * (EXTENT[1] - EXTENT[0]) / N_ARROWS)  # one scale for every frame
 
-    fig, ax = plt.subplots(figsize=(4.0, 4.2))
+    fig, ax = plt.subplots(figsize=(8.0, 8.4), layout="constrained")
     frames = list(range(n_frames)) + [n_frames - 1] * hold  # hold the last frame
 
     def draw(k):
         ax.clear()
         t = float(times[k])
-        velocity_arrows(ax, u, t, EXTENT, n=13, color="0.55", alpha=0.7, width=0.004)
+        velocity_arrows(ax, u, t, EXTENT, n=N_ARROWS, color="0.55", alpha=0.8, width=0.003, angles="xy",
+                        scale_units="xy", scale=arrow_scale)
         if k == n_frames - 1:
-            ax.scatter(data[:, 0], data[:, 1], s=3, c="0.65", linewidths=0, label="data")
-        ax.scatter(states[k, :, 0], states[k, :, 1], s=4, c=BLUE, linewidths=0, label="x(t)")
+            ax.scatter(data[:, 0], data[:, 1], s=8, c="0.6", linewidths=0, label="data")
+        ax.scatter(states[k, :, 0], states[k, :, 1], s=8, c=BLUE, linewidths=0, label="samples x(t)")
+        ax.legend(loc="upper right", markerscale=2)
         ax.set_xlim(EXTENT[:2])
         ax.set_ylim(EXTENT[2:])
         ax.set_aspect("equal")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_title(f"samples following v_theta (lecture: Flow Matching)\nt = {t:.3f}", fontsize=9)
+        ax.set_xlabel("x_1")
+        ax.set_ylabel("x_2")
+        ax.set_title(f"t = {t:.2f}", fontsize=20, loc="left")
+        ax.set_title(f"{DATASET}, RK4", loc="right")
 
+    fig.suptitle("x0 ~ N(0, I) following the learned field v_theta(x, t)\n(grey arrows, one scale; "
+                 "lecture: Flow Matching)", fontsize=15)
     animation = FuncAnimation(fig, draw, frames=frames)
     path = Path(out_dir) / "fig_16_animation.gif"
     path.parent.mkdir(parents=True, exist_ok=True)
-    animation.save(path, writer=PillowWriter(fps=12), dpi=60 if quick else 80)
+    animation.save(path, writer=PillowWriter(fps=10), dpi=40 if quick else 100)
     plt.close(fig)
     return [path]
 

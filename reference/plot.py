@@ -36,13 +36,23 @@ def grid_points(extent, n=200):
     return X, Y, onp.stack([X.ravel(), Y.ravel()], axis=1)
 
 
-def density_image(ax, logpdf, extent, n=200, cmap="viridis", **kwargs):
-    """Draw ``exp(logpdf)`` over ``extent`` as a heat map; ``logpdf`` maps ``(m, 2) -> (m,)``."""
+def density_image(ax, logpdf, extent, n=200, cmap="viridis", colorbar=None, **kwargs):
+    """Draw ``exp(logpdf)`` over ``extent`` as a heat map; ``logpdf`` maps ``(m, 2) -> (m,)``.
+
+    With ``colorbar`` (a label such as ``"p_t(x)"``) a colour bar with that label is drawn
+    beside ``ax``. Panels that are compared should share ``vmin``/``vmax`` (passed to
+    ``imshow`` with the other ``kwargs``); the image is ``ax.images[-1]``.
+
+    Returns:
+        the density on the grid, shape ``(n, n)``.
+    """
     X, _, pts = grid_points(extent, n)
     p = onp.exp(onp.asarray(logpdf(pts))).reshape(X.shape)
-    ax.imshow(p, origin="lower", extent=extent, cmap=cmap, aspect="auto", **kwargs)
+    im = ax.imshow(p, origin="lower", extent=extent, cmap=cmap, aspect="auto", **kwargs)
     ax.set_xlim(extent[:2])
     ax.set_ylim(extent[2:])
+    if colorbar is not None:
+        ax.figure.colorbar(im, ax=ax, label=colorbar)
     return p
 
 
@@ -53,10 +63,18 @@ def samples(ax, x, color=BLUE, size=2.0, alpha=0.5, **kwargs):
 
 
 def velocity_arrows(ax, u, t, extent, n=17, color="k", **kwargs):
-    """Arrows of a velocity field ``u(x, t)`` on an ``n x n`` grid over ``extent``."""
+    """Arrows of a velocity field ``u(x, t)`` on an ``n x n`` grid over ``extent``.
+
+    By default matplotlib scales the arrows of each call on its own; to compare panels,
+    give them all the same ``scale_units="xy", scale=s`` (an arrow of speed ``|u|`` is
+    then ``|u| / s`` long in data units) and label one of them with ``ax.quiverkey``.
+
+    Returns:
+        the ``Quiver``.
+    """
     X, Y, pts = grid_points(extent, n)
     v = onp.asarray(u(pts, t))
-    ax.quiver(X, Y, v[:, 0].reshape(X.shape), v[:, 1].reshape(X.shape), color=color, **kwargs)
+    return ax.quiver(X, Y, v[:, 0].reshape(X.shape), v[:, 1].reshape(X.shape), color=color, **kwargs)
 
 
 def trajectories(ax, path, n_show=50, color=GREY, alpha=0.6, lw=0.7):
@@ -86,16 +104,25 @@ def save(fig, out_dir, name, dpi=110):
     return path
 
 
-def time_space_image(ax, values, t, x, cmap="magma", clip_quantile=0.995, **kwargs):
+def time_space_image(ax, values, t, x, cmap="magma", clip_quantile=0.995, vmax=None, colorbar=None, **kwargs):
     """Draw ``values`` of shape ``(len(x), len(t))`` over the ``(t, x)`` plane, t horizontal.
 
-    The colour scale stops at the ``clip_quantile`` of the values, so a few narrow peaks
-    (a path near a Dirac) do not wash out the rest.
+    The colour scale runs from 0 to ``vmax``; by default ``vmax`` is the ``clip_quantile``
+    of the values, so a few narrow peaks (a path near a Dirac) do not wash out the rest.
+    Panels that are compared should be given the same ``vmax``. With ``colorbar`` (a
+    label) a colour bar is drawn beside ``ax``, with an arrow at the top when values
+    exceed ``vmax``.
+
+    Returns:
+        the ``AxesImage``.
     """
     values = onp.asarray(values)
-    vmax = onp.quantile(values, clip_quantile) if clip_quantile is not None else values.max()
+    if vmax is None:
+        vmax = onp.quantile(values, clip_quantile) if clip_quantile is not None else values.max()
     im = ax.imshow(values, origin="lower", extent=(t[0], t[-1], x[0], x[-1]), aspect="auto",
                    cmap=cmap, vmin=0.0, vmax=vmax, interpolation="bilinear", **kwargs)
     ax.set_xlabel("t")
     ax.set_ylabel("x")
+    if colorbar is not None:
+        ax.figure.colorbar(im, ax=ax, label=colorbar, extend="max" if values.max() > vmax else "neither")
     return im

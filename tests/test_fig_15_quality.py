@@ -1,0 +1,47 @@
+"""Figure 15's sample-quality measure sees what the eye sees: fresh data sits at the floor, wrong samples do not.
+
+The measure is the kernel MMD^2 of ``figures.fig_15_samples`` (Gaussian kernel of bandwidth
+``H``, mean and standard error over blocks) against the data's noise floor. On every data
+set it must put a fresh draw of the data at the floor, and rank a visibly wrong sample set
+(the data blurred by Gaussian noise of standard deviation 0.3, about the width of the
+checkerboard's gaps between squares and of the spiral arms' spacing; or another data set)
+above the floor by more than ``K_SE`` standard errors, and above the fresh draw.
+"""
+
+import numpy as np
+import pytest
+
+from figures.fig_15_samples import K_SE, Quality, noise_floor_blocks, sample_quality
+from reference.distributions import DATASETS, make_dataset
+
+N, BLOCKS = 800, 6
+BLUR = 0.4
+OTHER = {"moons": "spirals", "8gaussians": "rings", "checkerboard": "cross", "cross": "checkerboard",
+         "spirals": "rings", "rings": "spirals"}
+
+
+def draw(name, rng):
+    """``BLOCKS`` independent draws of ``N`` points (``make_dataset`` orders some sets, e.g. moon by moon)."""
+    return np.concatenate([make_dataset(name, N, rng) for _ in range(BLOCKS)])
+
+
+@pytest.mark.parametrize("name", list(DATASETS))
+def test_measure_ranks_wrong_samples_above_the_floor_and_fresh_data_at_it(name):
+    rng = np.random.default_rng(150)
+    floor = noise_floor_blocks(name, N, BLOCKS, rng)
+    fresh = sample_quality(draw(name, rng), name, BLOCKS, rng, floor)
+    blurred = sample_quality(draw(name, rng) + BLUR * rng.standard_normal((N * BLOCKS, 2)), name, BLOCKS, rng, floor)
+    other = sample_quality(draw(OTHER[name], rng), name, BLOCKS, rng, floor)
+    assert fresh.at_floor and fresh.verdict() == "at the floor", fresh
+    for wrong in (blurred, other):  # negative controls: visibly wrong sample sets
+        assert not wrong.at_floor and wrong.excess_se > K_SE, wrong
+        gap = (wrong.mmd2 - fresh.mmd2) / np.hypot(wrong.se, fresh.se)
+        assert gap > K_SE, (wrong, fresh)
+        assert wrong.verdict().endswith("SE above the floor")
+
+
+def test_a_value_below_the_floor_reads_at_the_floor():
+    below = Quality(mmd2=-5e-4, se=1e-4, floor=0.0, floor_se=1e-4)
+    assert below.excess_se < 0 and below.at_floor and below.verdict() == "at the floor"
+    above = Quality(mmd2=10e-4, se=1e-4, floor=0.0, floor_se=1e-4)
+    assert not above.at_floor and above.verdict() == f"{above.excess_se:.0f} SE above the floor"
