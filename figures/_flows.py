@@ -32,7 +32,7 @@ def fit_realnvp(data, n_steps, n_layers, hidden, batch_size, lr, rng, label, qui
         ``(params, losses)`` as ``train_realnvp``.
     """
     params = realnvp_init(data.shape[1], n_layers, hidden, rng, identity=True)
-    progress = Progress(f"training {label} ({n_steps} Adam steps)", n_steps, enabled=not quick)
+    progress = Progress(f"{label} ({n_steps} steps)", n_steps, enabled=not quick)
     params, losses = train_mle(realnvp_logpdf, params, data, n_steps, batch_size, lr, rng,
                                callback=lambda _params, step, loss: progress.update(step + 1, loss))
     progress.close()
@@ -50,5 +50,5 @@ def moons_realnvp(quick=False):
     n_steps = 20 if quick else MOONS["n_steps"]
     data = make_dataset("moons", MOONS["n_data"], onp.random.default_rng(1))
     params, losses = fit_realnvp(data, n_steps, MOONS["n_layers"], MOONS["hidden"], MOONS["batch_size"], MOONS["lr"],
-                                 onp.random.default_rng(2), "a RealNVP on the two moons", quick)
+                                 onp.random.default_rng(2), "RealNVP (maximum likelihood) on the two moons", quick)
     return params, data, losses

@@ -116,8 +116,7 @@ def _trained_model(name, n_steps, seed, ot_pairing, batch_size, lr):
     data = make_dataset(name, N_DATA, rng)
     keep = set(checkpoint_steps(n_steps))
     checkpoints, tail = [], []
-    label = (f"training a CFM model on {name} ({n_steps} Adam steps, batch {batch_size}, lr {lr:g}"
-             f"{', OT pairing' if ot_pairing else ''})")
+    label = f"CFM on {name} ({n_steps} steps, batch {batch_size}, lr {lr:g}{', OT pairing' if ot_pairing else ''})"
     progress = Progress(label, n_steps, enabled=n_steps > QUICK_STEPS)  # quick-mode models stay silent
 
     def record(params, step, loss):

@@ -17,10 +17,10 @@ AFTER, EVERY = 3.0, 5.0
 
 
 def _duration(seconds):
-    seconds = max(0.0, float(seconds))
+    seconds = int(round(max(0.0, float(seconds))))
     if seconds < 60:
-        return f"{seconds:.0f} s"
-    return f"{int(seconds // 60)} min {seconds % 60:02.0f} s"
+        return f"{seconds} s"
+    return f"{seconds // 60} min {seconds % 60:02d} s"
 
 
 class Progress:
@@ -62,7 +62,7 @@ class Progress:
         left = elapsed / done * (self.total - done)
         text = f"step {done}/{self.total} ({100.0 * done / self.total:.0f}%)"
         if self.recent:
-            text += f", loss {sum(self.recent) / len(self.recent):.4g} (mean of the last {len(self.recent)})"
+            text += f", loss {sum(self.recent) / len(self.recent):.4g} (last {len(self.recent)} steps)"
         self._print(f"{text}, {_duration(elapsed)} so far, about {_duration(left)} left")
 
     def close(self):

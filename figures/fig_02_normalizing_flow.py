@@ -22,8 +22,9 @@ from reference.flows.chain import realnvp_logpdf
 from reference.plot import density_image, grid_points, save
 
 K = 4
-TRAINING = {"n_steps": 700, "hidden": (64,), "batch_size": 256, "lr": 1e-2}
-"""Maximum-likelihood training of the flow (full mode)."""
+TRAINING = {"n_steps": 2000, "hidden": (64,), "batch_size": 256, "lr": 3e-3}
+"""Maximum-likelihood training of the flow (full mode): held-out NLL 2.94 against the entropy 2.85 of p_data
+(700 steps at lr 1e-2 gave 3.02, and a p_4 whose horizontal arm was one thin streak)."""
 EXTENT = (-5.0, 5.0, -5.0, 5.0)
 
 
@@ -32,7 +33,7 @@ def main(out_dir, quick=False):
     n_steps, n_grid = (20, 40) if quick else (TRAINING["n_steps"], 160)
     data = make_dataset("cross", 8000, onp.random.default_rng(4))
     params, _ = fit_realnvp(data, n_steps, K, TRAINING["hidden"], TRAINING["batch_size"], TRAINING["lr"],
-                            onp.random.default_rng(5), f"a RealNVP with K = {K} couplings on the cross", quick)
+                            onp.random.default_rng(5), f"RealNVP, K = {K} (maximum likelihood) on the cross", quick)
     target = dataset_mixture("cross")
     test = make_dataset("cross", 4000, onp.random.default_rng(6))
     nll = negative_log_likelihood(lambda x: realnvp_logpdf(params, x), test)
@@ -41,7 +42,8 @@ def main(out_dir, quick=False):
     logpdfs = [standard_normal_logpdf] + [lambda x, k=k: realnvp_logpdf(params[:k], x) for k in range(1, K + 1)]
     logpdfs.append(target.logpdf)
     _, _, pts = grid_points(EXTENT, n_grid)
-    vmax = float(onp.exp(target.logpdf(pts)).max())  # one scale: the target's peak (higher values saturate)
+    # one colour scale, up to the higher peak of p_0 and p_data (the intermediate p_k may exceed it: they saturate)
+    vmax = max(float(onp.exp(standard_normal_logpdf(pts)).max()), float(onp.exp(target.logpdf(pts)).max()))
 
     fig, axes = plt.subplots(1, K + 2, figsize=(15, 3.5), sharey=True, layout="constrained")
     titles = ["p_0 = N(0, I)"] + [f"p_{k} = phi_{k} # p_{k - 1}" for k in range(1, K + 1)] + ["target p_data"]

@@ -53,7 +53,7 @@ def main(out_dir, quick=False):
         for i in range(x0.shape[0]):
             ax.plot(layer_path[:, i, 0], layer_path[:, i, 1], "o-", ms=2.5, lw=0.8, color=color, alpha=0.7,
                     label=f"K = {K} planar layers (Euler, h = 1/{K})" if i == 0 else None)
-    ax.plot(x0[:, 0], x0[:, 1], "k.", ms=6)
+    ax.plot(x0[:, 0], x0[:, 1], "k.", ms=8, label="start x_0 = x(0)")
     ax.set_xlabel("x_1")
     ax.set_ylabel("x_2")
     ax.set_ylim(-2.3, 3.2)  # room for the legend above the points

@@ -75,8 +75,9 @@ def main(out_dir, quick=False):
         ax.set_xlabel("")
     fig.suptitle(f"Figure 10: conditional paths and velocities (linear interpolation, sigma = {SIGMA}) "
                  "and the marginal path and velocity they define\n"
-                 "u_cond(x, t, z_i) = x1 - x0; u(x, t) = sum_i p(z_i | x, t) u_cond(x, t, z_i); arrows: the direction (1, u) of motion in the (t, x) plane; shown where the density\n"
-                 "is above 2% of its peak")
+                 "u_cond(x, t, z_i) = x1 - x0;   u(x, t) = sum_i p(z_i | x, t) u_cond(x, t, z_i)\n"
+                 "arrows: the direction (1, u) of motion in the (t, x) plane; velocities shown where the density is "
+                 "above 2% of its peak")
     fig.colorbar(axes[0, 0].images[0], ax=list(axes[0]), label="density (one scale)")
     fig.colorbar(im, ax=list(axes[1]), label="velocity u (one scale)")
     return [save(fig, out_dir, "fig_10_marginal.png")]

@@ -25,8 +25,9 @@ from reference.train import model_velocity
 
 DATASET = "8gaussians"
 EXTENT = (-6.0, 6.0, -6.0, 6.0)
-GREY_DARK, GREEN = "0.3", "#2ca02c"
+PURPLE, GREEN = "#8e44ad", "#2ca02c"
 """Colours of the independent and the OT-coupled model (panels 3 and 4, and the titles of panels 1 and 2)."""
+SHORT = {"independent coupling": "independent", "minibatch OT coupling": "minibatch OT"}
 
 
 @projected
@@ -38,7 +39,7 @@ def main(out_dir, quick=False):
     data = make_dataset(DATASET, n_samples, rng)
     models = {"independent coupling": trained_model(DATASET, n_steps, batch_size=OT_BATCH),
               "minibatch OT coupling": trained_model(DATASET, n_steps, ot_pairing=True, batch_size=OT_BATCH)}
-    colours = dict(zip(models, (GREY_DARK, GREEN)))
+    colours = dict(zip(models, (PURPLE, GREEN)))
 
     fig, axes = plt.subplots(1, 4, figsize=(15, 4.9), layout="constrained")
     ratios = {}
@@ -61,7 +62,7 @@ def main(out_dir, quick=False):
     excess = {k: onp.maximum(r - 1.0, 1e-8) for k, r in ratios.items()}
     bins = onp.geomspace(1e-6, max(v.max() for v in excess.values()) * 1.5, 40)
     for label, e in excess.items():
-        ax.hist(e, bins=bins, color=colours[label], alpha=0.6, label=f"{label.split()[0]}: median {onp.median(e):.1e}")
+        ax.hist(e, bins=bins, color=colours[label], alpha=0.6, label=f"{SHORT[label]}: median {onp.median(e):.1e}")
     ax.set_xscale("log")
     ax.set_xlabel("length / chord - 1 (log scale;\na straight trajectory has 0)")
     ax.set_ylabel("number of trajectories")
@@ -72,7 +73,7 @@ def main(out_dir, quick=False):
     samples(ax, data, color="0.6", size=4, alpha=0.5, label="data")
     for label, model in models.items():
         one_step = integrate(model_velocity(model.params), x0, 0.0, 1.0, 1, "euler")
-        samples(ax, one_step, color=colours[label], size=4, alpha=0.6, label=label.split()[0])
+        samples(ax, one_step, color=colours[label], size=4, alpha=0.6, label=SHORT[label])
     ax.set_xlim(EXTENT[:2])
     ax.set_ylim(EXTENT[2:])
     ax.set_aspect("equal")

@@ -19,7 +19,7 @@ from figures._style import projected
 from figures._models import N_STEPS, QUICK_STEPS, trained_model
 from reference.distributions import make_dataset
 from reference.ode import integrate
-from reference.plot import BLUE, grid_points, velocity_arrows
+from reference.plot import BLUE, RED, grid_points, velocity_arrows
 from reference.train import model_velocity
 
 DATASET = "8gaussians"
@@ -49,7 +49,7 @@ def main(out_dir, quick=False):
         velocity_arrows(ax, u, t, EXTENT, n=N_ARROWS, color="0.55", alpha=0.8, width=0.003, angles="xy",
                         scale_units="xy", scale=arrow_scale)
         if k == n_frames - 1:
-            ax.scatter(data[:, 0], data[:, 1], s=8, c="0.6", linewidths=0, label="data")
+            ax.scatter(data[:, 0], data[:, 1], s=8, c=RED, alpha=0.6, linewidths=0, label="data")
         ax.scatter(states[k, :, 0], states[k, :, 1], s=8, c=BLUE, linewidths=0, label="samples x(t)")
         ax.legend(loc="upper right", markerscale=2)
         ax.set_xlim(EXTENT[:2])

@@ -12,7 +12,7 @@ import figures
 from figures import IMAGES, figure_names, load_figure
 from figures import __main__ as main_job
 from figures._cli import output_folder, run_figure
-from figures._progress import Progress
+from figures._progress import Progress, _duration
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -199,6 +199,11 @@ def test_progress_prints_after_a_few_seconds_and_at_most_every_few_seconds():
     assert "step 300/1000" in lines[0] and "loss 2" in lines[0] and "about 7 s left" in lines[0]
     assert "step 800/1000" in lines[1] and "about 2 s left" in lines[1]
     assert "done, 1000 steps in 10 s" in lines[2]
+
+
+def test_progress_durations_round_to_whole_seconds():
+    assert [_duration(s) for s in (0.4, 59.4, 59.6, 119.7, 3725.2)] == ["0 s", "59 s", "1 min 00 s", "2 min 00 s",
+                                                                        "62 min 05 s"]
 
 
 def test_progress_is_silent_for_short_loops_and_when_disabled():
