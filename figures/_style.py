@@ -23,12 +23,16 @@ STYLE = {
 }
 
 
+DPI, QUICK_DPI = 110, 50
+"""Resolution of the saved figures (a 15-inch figure is 1650 pixels wide), and in quick mode (a smoke test)."""
+
+
 def projected(main):
-    """Decorate a figure's ``main(out_dir, quick=False)`` so that it draws with ``STYLE``."""
+    """Decorate a figure's ``main(out_dir, quick=False)`` so that it draws with ``STYLE`` (and saves at ``DPI``)."""
 
     @functools.wraps(main)
-    def wrapped(*args, **kwargs):
-        with plt.rc_context(STYLE):
-            return main(*args, **kwargs)
+    def wrapped(out_dir, quick=False):
+        with plt.rc_context({**STYLE, "savefig.dpi": QUICK_DPI if quick else DPI}):
+            return main(out_dir, quick=quick)
 
     return wrapped

@@ -15,7 +15,7 @@ import numpy as onp
 from matplotlib.animation import FuncAnimation, PillowWriter
 
 from figures._cli import run_figure
-from figures._style import projected
+from figures._style import QUICK_DPI, projected
 from figures._models import N_STEPS, QUICK_STEPS, trained_model
 from reference.distributions import make_dataset
 from reference.ode import integrate
@@ -40,7 +40,8 @@ def main(out_dir, quick=False):
     speed = max(float(onp.max(onp.linalg.norm(u(grid, float(t)), axis=1))) for t in times)
     arrow_scale = speed / (0.9 * (EXTENT[1] - EXTENT[0]) / N_ARROWS)  # one scale for every frame
 
-    fig, ax = plt.subplots(figsize=(8.0, 8.4), layout="constrained")
+    fig, ax = plt.subplots(figsize=(8.0, 8.4))
+    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.07, top=0.86)  # fixed: no layout work per frame
     frames = list(range(n_frames)) + [n_frames - 1] * hold  # hold the last frame
 
     def draw(k):
@@ -65,7 +66,7 @@ def main(out_dir, quick=False):
     animation = FuncAnimation(fig, draw, frames=frames)
     path = Path(out_dir) / "fig_16_animation.gif"
     path.parent.mkdir(parents=True, exist_ok=True)
-    animation.save(path, writer=PillowWriter(fps=10), dpi=40 if quick else 100)
+    animation.save(path, writer=PillowWriter(fps=10), dpi=QUICK_DPI if quick else 100)
     plt.close(fig)
     return [path]
 

@@ -6,6 +6,7 @@ Nothing here computes mathematics; it only draws what the other modules computed
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 import numpy as onp
 
 __all__ = [
@@ -95,11 +96,21 @@ def time_space_values(f, t, x):
     return out.reshape(X.shape + out.shape[1:])
 
 
-def save(fig, out_dir, name, dpi=110):
-    """Save ``fig`` as ``out_dir/name`` and close it; return the path."""
+def save(fig, out_dir, name, dpi=None):
+    """Save ``fig`` as ``out_dir/name`` and close it; return the path.
+
+    ``dpi`` defaults to matplotlib's ``savefig.dpi`` when that is a number, else 110. A
+    figure laid out by matplotlib's constrained layout already fills its canvas and is
+    saved as it is (one drawing); any other is cropped to its contents
+    (``bbox_inches="tight"``, which draws it twice).
+    """
+    if dpi is None:
+        dpi = plt.rcParams["savefig.dpi"]
+        dpi = 110 if dpi == "figure" else dpi
     path = Path(out_dir) / name
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    constrained = isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine)
+    fig.savefig(path, dpi=dpi, bbox_inches=None if constrained else "tight")
     plt.close(fig)
     return path
 
