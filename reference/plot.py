@@ -25,6 +25,11 @@ __all__ = [
 BLUE, RED, GREY = "#1f5fa8", "#c0392b", "#7f7f7f"
 
 
+def _check_colorbar(colorbar):
+    if colorbar is not None and not isinstance(colorbar, str):
+        raise TypeError(f"colorbar must be None or the colour bar's label (a str), got {colorbar!r}")
+
+
 def grid_points(extent, n=200):
     """A regular ``n x n`` grid over ``extent = (xmin, xmax, ymin, ymax)``.
 
@@ -47,6 +52,7 @@ def density_image(ax, logpdf, extent, n=200, cmap="viridis", colorbar=None, **kw
     Returns:
         the density on the grid, shape ``(n, n)``.
     """
+    _check_colorbar(colorbar)
     X, _, pts = grid_points(extent, n)
     p = onp.exp(onp.asarray(logpdf(pts))).reshape(X.shape)
     im = ax.imshow(p, origin="lower", extent=extent, cmap=cmap, aspect="auto", **kwargs)
@@ -127,6 +133,10 @@ def time_space_image(ax, values, t, x, cmap="magma", clip_quantile=0.995, vmax=N
     Returns:
         the ``AxesImage``.
     """
+    _check_colorbar(colorbar)
+    if vmax is not None and (isinstance(vmax, bool) or not isinstance(vmax, (int, float, onp.floating, onp.integer))
+                             or not 0 < vmax < onp.inf):
+        raise ValueError(f"vmax must be None or a finite number > 0 (the top of the colour scale), got {vmax!r}")
     values = onp.asarray(values)
     if vmax is None:
         vmax = onp.quantile(values, clip_quantile) if clip_quantile is not None else values.max()

@@ -215,3 +215,27 @@ def test_progress_is_silent_for_short_loops_and_when_disabled():
             progress.update(step, loss=1.0)
         progress.close()
         assert stream.getvalue() == ""
+
+
+# ---------------------------------------------------------------- the drawing helpers' scale arguments
+
+
+def test_plot_helpers_draw_colour_bars_on_a_shared_scale_and_refuse_bad_scales():
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from reference.plot import density_image, time_space_image
+
+    fig, (ax1, ax2) = plt.subplots(1, 2)
+    values = np.outer(np.linspace(0.0, 2.0, 5), np.ones(4))  # peak 2, above the shared top 1
+    im = time_space_image(ax1, values, np.linspace(0, 1, 4), np.linspace(-1, 1, 5), vmax=1.0, colorbar="p")
+    assert im.get_clim() == (0.0, 1.0) and len(fig.axes) == 3  # the colour bar is an axes of its own
+    assert fig.axes[-1].get_ylabel() == "p"
+    density_image(ax2, lambda x: -np.sum(x**2, axis=1), (-1, 1, -1, 1), n=8, vmin=0.0, vmax=1.0, colorbar="q")
+    assert ax2.images[-1].get_clim() == (0.0, 1.0) and fig.axes[-1].get_ylabel() == "q"
+    for bad in (-1.0, 0.0, np.inf, "1", True):
+        with pytest.raises(ValueError, match="vmax"):
+            time_space_image(ax1, values, np.linspace(0, 1, 4), np.linspace(-1, 1, 5), vmax=bad)
+    with pytest.raises(TypeError, match="colorbar"):
+        density_image(ax2, lambda x: -np.sum(x**2, axis=1), (-1, 1, -1, 1), n=8, colorbar=1)
+    plt.close(fig)
