@@ -34,10 +34,12 @@ class Progress:
         every: minimum seconds between two lines.
         stream: a text stream (default ``sys.stderr``, looked up when printing).
         clock: a function returning seconds (default ``time.perf_counter``; tests pass a fake one).
+        unit: what a step is called (``"steps"``, ``"solves"``, ...).
     """
 
-    def __init__(self, label, total, enabled=True, after=AFTER, every=EVERY, stream=None, clock=time.perf_counter):
-        self.label, self.total, self.enabled = label, int(total), bool(enabled)
+    def __init__(self, label, total, enabled=True, after=AFTER, every=EVERY, stream=None, clock=time.perf_counter,
+                 unit="steps"):
+        self.label, self.total, self.enabled, self.unit = label, int(total), bool(enabled), unit
         self.after, self.every, self.stream, self.clock = float(after), float(every), stream, clock
         self.start = clock()
         self.last_print = None
@@ -60,12 +62,12 @@ class Progress:
             return
         self.last_print = now
         left = elapsed / done * (self.total - done)
-        text = f"step {done}/{self.total} ({100.0 * done / self.total:.0f}%)"
+        text = f"{done}/{self.total} {self.unit} ({100.0 * done / self.total:.0f}%)"
         if self.recent:
-            text += f", loss {sum(self.recent) / len(self.recent):.4g} (last {len(self.recent)} steps)"
+            text += f", loss {sum(self.recent) / len(self.recent):.4g} (last {len(self.recent)} {self.unit})"
         self._print(f"{text}, {_duration(elapsed)} so far, about {_duration(left)} left")
 
     def close(self):
         """Print how long the loop took, if anything was printed before."""
         if self.enabled and self.last_print is not None:
-            self._print(f"done, {self.total} steps in {_duration(self.clock() - self.start)}")
+            self._print(f"done, {self.total} {self.unit} in {_duration(self.clock() - self.start)}")

@@ -61,7 +61,7 @@ def main(out_dir, quick=False):
              "rk4": 2 ** onp.arange(1, 6 if quick else 8), "dopri5": 2 ** onp.arange(1, 5 if quick else 8)}
     rtols = 10.0 ** -onp.arange(2, 7 if quick else 12)
     solves = [(method, int(n)) for method, ns in steps.items() for n in ns]
-    progress = Progress("figure 5: ODE solves", len(solves) + len(rtols), enabled=not quick)
+    progress = Progress("figure 5", len(solves) + len(rtols), enabled=not quick, unit="ODE solves")
     errors = {}
     for done, (method, n) in enumerate(solves, 1):
         errors[method, n] = error(integrate(oracle.velocity, x0, 0.0, 1.0, n, method))

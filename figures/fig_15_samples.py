@@ -77,7 +77,9 @@ class Quality(NamedTuple):
 
     def verdict(self):
         """``"at the floor"`` or ``"<k> SE above the floor"``: never a value below the floor."""
-        return "at the floor" if self.at_floor else f"{self.excess_se:.0f} SE above the floor"
+        if self.at_floor:
+            return "at the floor"
+        return f"{self.excess_se:.1f} SE above the floor" if self.excess_se < 10 else f"{self.excess_se:.0f} SE above the floor"
 
 
 def _mean_se(values):
@@ -113,7 +115,7 @@ def sample_quality(x, name, n_blocks, rng, floor):
 def main(out_dir, quick=False):
     n, n_blocks = (QUICK_BLOCK, QUICK_BLOCKS) if quick else (N_BLOCK, N_BLOCKS)
     names = list(DATASETS)
-    fig, axes = plt.subplots(3, len(names), figsize=(15, 8.6), sharex=True, sharey=True, layout="constrained")
+    fig, axes = plt.subplots(3, len(names), figsize=(15, 9.4), sharex=True, sharey=True, layout="constrained")
     lrs = set()
     rows = [("data", None), (f"Euler, {N_ODE} steps\n({N_ODE} evaluations)", "euler"),
             (f"RK4, {N_ODE} steps\n({4 * N_ODE} evaluations)", "rk4")]
@@ -128,16 +130,14 @@ def main(out_dir, quick=False):
             ax = axes[i, j]
             if method is None:
                 samples(ax, make_dataset(name, n_show, rng), color=GREY, size=2.5, alpha=0.5)
-                ax.set_title(f"{name}\n{b.n_steps} steps, batch {b.batch_size}")
+                ax.set_title(f"{name}\n{b.n_steps} steps, batch {b.batch_size}\nfloor {floor[0] / UNIT:.1f} ± "
+                             f"{floor[1] / UNIT:.1f}")
                 lrs.add(b.lr)
-                text = f"floor {floor[0] / UNIT:.1f} ± {floor[1] / UNIT:.1f}"
             else:
                 x = sample_model(params, n * n_blocks, onp.random.default_rng(x0_seed), method=method, n_steps=N_ODE)
                 q = sample_quality(x, name, n_blocks, rng, floor)
                 samples(ax, x[:n_show], color=RED if method == "euler" else BLUE, size=2.5, alpha=0.5)
-                text = f"MMD² {q.mmd2 / UNIT:.1f} ± {q.se / UNIT:.1f}\n{q.verdict()}"
-            ax.text(0.03, 0.97, text, transform=ax.transAxes, va="top", fontsize=11,
-                    bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
+                ax.set_title(f"MMD² {q.mmd2 / UNIT:.1f} ± {q.se / UNIT:.1f}\n{q.verdict()}", fontsize=12)
             ax.set_xlim(-EXTENT, EXTENT)
             ax.set_ylim(-EXTENT, EXTENT)
             ax.set_aspect("equal")

@@ -43,5 +43,7 @@ def test_measure_ranks_wrong_samples_above_the_floor_and_fresh_data_at_it(name):
 def test_a_value_below_the_floor_reads_at_the_floor():
     below = Quality(mmd2=-5e-4, se=1e-4, floor=0.0, floor_se=1e-4)
     assert below.excess_se < 0 and below.at_floor and below.verdict() == "at the floor"
-    above = Quality(mmd2=10e-4, se=1e-4, floor=0.0, floor_se=1e-4)
-    assert not above.at_floor and above.verdict() == f"{above.excess_se:.0f} SE above the floor"
+    above = Quality(mmd2=4.5e-4, se=1e-4, floor=0.0, floor_se=1e-4)  # 3.18 SE: just above K_SE = 3
+    assert not above.at_floor and above.verdict() == "3.2 SE above the floor"
+    far = Quality(mmd2=30e-4, se=1e-4, floor=0.0, floor_se=1e-4)
+    assert far.verdict() == "21 SE above the floor"

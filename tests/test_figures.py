@@ -196,8 +196,8 @@ def test_progress_prints_after_a_few_seconds_and_at_most_every_few_seconds():
     lines = stream.getvalue().splitlines()
     # first line at 3 s (step 300), then at 8 s (step 800), then the closing line
     assert len(lines) == 3, lines
-    assert "step 300/1000" in lines[0] and "loss 2" in lines[0] and "about 7 s left" in lines[0]
-    assert "step 800/1000" in lines[1] and "about 2 s left" in lines[1]
+    assert "300/1000 steps (30%)" in lines[0] and "loss 2" in lines[0] and "about 7 s left" in lines[0]
+    assert "800/1000 steps" in lines[1] and "about 2 s left" in lines[1]
     assert "done, 1000 steps in 10 s" in lines[2]
 
 
