@@ -4,7 +4,9 @@ Each ``figures/fig_*.py`` script has ``main(out_dir, quick=False)`` that writes 
 (or GIF) into ``out_dir`` and returns the paths it wrote; it runs on its own with
 ``python -m figures.fig_<name>``. ``python -m figures`` regenerates all of them into
 ``figures/images/`` and then prints the table of the lecture's claims checked
-numerically (``figures.claims``).
+numerically (``figures.claims``); quick or partial runs write into a scratch folder
+(``figures._cli.output_folder``). This package imports nothing from ``reference`` itself,
+so that ``python -m figures --readable`` can set ``REFERENCE_READABLE`` first.
 """
 
 import importlib
