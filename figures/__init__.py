@@ -4,15 +4,15 @@ Each ``figures/fig_*.py`` script has ``main(out_dir, quick=False)`` that writes 
 (or GIF) into ``out_dir`` and returns the paths it wrote; it runs on its own with
 ``python -m figures.fig_<name>``. ``python -m figures`` regenerates all of them into
 ``figures/images/`` and then prints the table of the lecture's claims checked
-numerically (``figures.claims``).
+numerically (``figures.claims``); quick or partial runs write into a scratch folder
+(``figures._cli.output_folder``). This package imports nothing from ``reference`` itself,
+so that ``python -m figures --readable`` can set ``REFERENCE_READABLE`` first.
 """
 
 import functools
 import importlib
 import pkgutil
 from pathlib import Path
-
-from reference import is_readable
 
 IMAGES = Path(__file__).resolve().parent / "images"
 
@@ -39,6 +39,8 @@ def cached_per_mode(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from reference import is_readable  # here, not at the top: see the module's docstring
+
         return cached(is_readable(), *args, **kwargs)
 
     wrapper.cache_clear = cached.cache_clear

@@ -1,11 +1,14 @@
 """The main job: regenerate every figure, then print the lecture's claims checked numerically.
 
-    python -m figures [--quick] [--out DIR] [--only NAME ...] [--no-claims] [--no-figures]
+    python -m figures [--quick] [--readable] [--out DIR] [--only NAME ...] [--no-claims] [--no-figures]
 
-Exits with status 1 if any claim fails.
+Every figure in full mode goes into figures/images/ (the committed figures); with
+--quick or --only the figures go into a new scratch folder (printed) unless --out says
+where. Exits with status 1 if any claim fails.
 """
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -14,30 +17,60 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from . import IMAGES, figure_names, load_figure  # noqa: E402
-from .claims import format_table, run_claims  # noqa: E402
+from . import IMAGES, figure_names  # noqa: E402  (figures/__init__ imports nothing from reference)
+
+READABLE_VARIABLE = "REFERENCE_READABLE"
+"""The environment variable that routes every computation of ``reference`` through its readable formulas."""
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m figures", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes (smoke test); claims in quick mode")
-    parser.add_argument("--out", type=Path, default=IMAGES, help=f"output folder (default {IMAGES})")
-    parser.add_argument("--only", nargs="+", metavar="NAME", help="only these figures (names as in figures/)")
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m figures", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n".join(__doc__.splitlines()[4:7]))
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes (smoke test), claims in quick mode; writes into a scratch folder")
+    parser.add_argument("--readable", action="store_true",
+                        help=f"run the readable formulas instead of the fast engines: sets the environment "
+                             f"variable {READABLE_VARIABLE}=1 before anything from reference is imported")
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"output folder (default {IMAGES} for every figure in full mode, "
+                             "else a new scratch folder, printed)")
+    parser.add_argument("--only", nargs="+", metavar="NAME",
+                        help="only these figures (names as in figures/); writes into a scratch folder")
     parser.add_argument("--no-claims", action="store_true", help="skip the claims table")
     parser.add_argument("--no-figures", action="store_true", help="skip the figures")
     args = parser.parse_args(argv)
+    if args.only:
+        unknown = sorted(set(args.only) - set(figure_names()))
+        if unknown:
+            parser.error(f"unknown figure(s) {unknown}; known: {figure_names()}")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.readable:
+        # before the first import of reference (below), so that the package reads it as it loads
+        if any(m == "reference" or m.startswith("reference.") for m in sys.modules):
+            print(f"note: {READABLE_VARIABLE}=1 is set after reference was imported in this process; "
+                  "run `python -m figures --readable` for it to apply from the start", file=sys.stderr)
+        os.environ[READABLE_VARIABLE] = "1"
+        print(f"readable formulas: {READABLE_VARIABLE}=1", flush=True)
+
+    from . import load_figure
+    from ._cli import output_folder
+    from .claims import format_table, run_claims
 
     start = time.perf_counter()
     if not args.no_figures:
         names = args.only or figure_names()
-        unknown = sorted(set(names) - set(figure_names()))
-        if unknown:
-            parser.error(f"unknown figure(s) {unknown}; known: {figure_names()}")
-        args.out.mkdir(parents=True, exist_ok=True)
+        out, scratch = output_folder(args.out, committed=not (args.quick or args.only))
+        print(f"writing into {'the scratch folder ' if scratch else ''}{out}"
+              + (" (use --out to choose)" if scratch else ""), flush=True)
         for i, name in enumerate(names, 1):
             t0 = time.perf_counter()
             print(f"[{i}/{len(names)}] {name} ...", flush=True)
-            paths = load_figure(name).main(args.out, quick=args.quick)
+            paths = load_figure(name).main(out, quick=args.quick)
             shown = ", ".join(Path(p).name for p in paths)
             print(f"    {time.perf_counter() - t0:.1f} s -> {shown}", flush=True)
 

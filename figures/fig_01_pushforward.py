@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as onp
 
 from figures._cli import run_figure
+from figures._style import projected
 from figures._flows import MOONS, moons_realnvp
 from reference.change_of_variables import pushforward_logpdf
 from reference.distributions import standard_normal_logpdf
@@ -34,6 +35,7 @@ def draw_lines(ax, lines, **kwargs):
         ax.plot(line[:, 0], line[:, 1], **kwargs)
 
 
+@projected
 def main(out_dir, quick=False):
     params, data, _ = moons_realnvp(quick)
     rng = onp.random.default_rng(11)
@@ -49,35 +51,35 @@ def main(out_dir, quick=False):
         """eq. (2): log p0(T^{-1}(x)) + log |det J_{T^{-1}}(x)|, the Jacobian by autograd."""
         return pushforward_logpdf(lambda v: realnvp_inverse(params, v)[0], standard_normal_logpdf, pts)
 
-    fig, axes = plt.subplots(1, 4, figsize=(17, 4.4))
+    fig, axes = plt.subplots(1, 4, figsize=(15, 4.3), layout="constrained")
     ax = axes[0]
-    density_image(ax, standard_normal_logpdf, EXTENT, n=n_grid, cmap="Blues")
+    density_image(ax, standard_normal_logpdf, EXTENT, n=n_grid, cmap="Blues", colorbar="p0(x)")
     draw_lines(ax, circles + rays, color="k", lw=0.6, alpha=0.6)
     ax.scatter(z[:, 0], z[:, 1], c=colour, cmap="hsv", s=4, linewidths=0)
-    ax.set_title("(a) base p0 = N(0, I), samples z", fontsize=10)
+    ax.set_title("(a) p0 = N(0, I), samples z")
 
     idx = rng.permutation(data.shape[0])[:n_samples]  # the data are ordered by moon
     ax = axes[1]
     ax.scatter(data[idx, 0], data[idx, 1], s=2, color="0.75", linewidths=0)
     draw_lines(ax, push(circles + rays), color="k", lw=0.6, alpha=0.6)
     ax.scatter(x[:, 0], x[:, 1], c=colour, cmap="hsv", s=4, linewidths=0)
-    ax.set_title("(b) T carries the grid and the samples: T(z)", fontsize=10)
+    ax.set_title("(b) T carries grid and samples")
 
     ax = axes[2]
     _, _, pts = grid_points(EXTENT, n_grid)
     log_density = log_p1(pts)
-    density_image(ax, lambda _: log_density, EXTENT, n=n_grid, cmap="Blues")
+    density_image(ax, lambda _: log_density, EXTENT, n=n_grid, cmap="Blues", colorbar="(T # p0)(x)")
     # the same density with the flow's closed-form log-det (sum of s), as a check of eq. (2)
     gap = onp.max(onp.abs(log_density - realnvp_logpdf(params, pts)))
-    ax.set_title("(c) T # p0 by eq. (2), Jacobian by autograd", fontsize=10)
-    ax.text(0.02, 0.02, f"max |autograd - closed-form log-det| = {gap:.1e}", transform=ax.transAxes,
-            fontsize=7, color="k")
+    ax.set_title("(c) T # p0 by eq. (2)")
+    ax.text(0.02, 0.02, f"Jacobian by autograd;\nmax |autograd - closed form|\nof log-det: {gap:.1e}", transform=ax.transAxes,
+            fontsize=10, color="k")
 
     ax = axes[3]
     ax.scatter(data[idx, 0], data[idx, 1], s=3, color=RED, alpha=0.6, linewidths=0, label="p_data")
     ax.scatter(x[:, 0], x[:, 1], s=3, color=BLUE, alpha=0.6, linewidths=0, label="T # p0")
-    ax.legend(loc="upper right", fontsize=8, markerscale=4)
-    ax.set_title("(d) T # p0 against p_data", fontsize=10)
+    ax.legend(loc="lower right", markerscale=4)
+    ax.set_title("(d) T # p0 against p_data")
 
     for ax in axes:
         ax.set_xlim(EXTENT[:2])
@@ -85,10 +87,9 @@ def main(out_dir, quick=False):
         ax.set_aspect("equal")
         ax.set_xlabel("x_1")
     axes[0].set_ylabel("x_2")
-    fig.suptitle(f"Figure 1: a map T sends p0 = N(0, I) as close as possible to p_data (two moons); "
-                 f"T = RealNVP, {MOONS['n_layers']} affine couplings, fitted by maximum likelihood (eq. (1))",
-                 fontsize=11)
-    fig.tight_layout()
+    fig.suptitle(f"Figure 1: a map T sends p0 = N(0, I) as close as possible to p_data (two moons)\n"
+                 f"T = RealNVP, {MOONS['n_layers']} affine couplings, fitted by maximum likelihood (eq. (1)); "
+                 "colour of a sample = the angle of its z")
     return [save(fig, out_dir, "fig_01_pushforward.png")]
 
 

@@ -12,9 +12,11 @@ data. Colours follow the points through the layers.
 import sys
 
 import matplotlib.pyplot as plt
+from matplotlib.patches import Rectangle
 import numpy as onp
 
 from figures._cli import run_figure
+from figures._style import projected
 from figures._flows import moons_realnvp
 from reference.distributions import standard_normal_logpdf
 from reference.flows.chain import realnvp_forward, realnvp_inverse
@@ -31,6 +33,13 @@ def base_contours(ax):
     ax.contour(X, Y, p, levels=levels, colors="0.5", linewidths=0.7)
 
 
+def common_limit(paths):
+    """Half-width of one square holding 99.5% of the points of every panel (rounded up to a whole number)."""
+    bulk = max(float(onp.percentile(onp.abs(p), 99.5)) for p in paths)
+    return float(onp.ceil(max(bulk, EXTENT[1])))
+
+
+@projected
 def main(out_dir, quick=False):
     params, data, losses = moons_realnvp(quick)
     rng = onp.random.default_rng(3)
@@ -42,41 +51,44 @@ def main(out_dir, quick=False):
     _, _, path_a = realnvp_inverse(params, x, return_path=True)  # path[k] = x_k
     z = rng.standard_normal((n, 2))
     _, _, path_b = realnvp_forward(params, z, return_path=True)
+    inner = [k for k in shown if k not in (0, K)]
+    limit = common_limit([path_a[k] for k in inner] + [path_b[k] for k in inner])
 
-    fig, axes = plt.subplots(2, len(shown), figsize=(3.6 * len(shown), 7.6))
+    fig, axes = plt.subplots(2, len(shown), figsize=(14, 8.2), layout="constrained")
     colour_a = x[:, 0]
     colour_b = onp.arctan2(z[:, 1], z[:, 0])
     for j, k in enumerate(shown):
         ax = axes[0, j]
         ax.scatter(path_a[k, :, 0], path_a[k, :, 1], c=colour_a, cmap="coolwarm", s=3, linewidths=0)
         label = "x = x_K ~ p_data" if k == K else ("z = x_0 = T^-1(x)" if k == 0 else f"x_{k}")
-        ax.set_title(f"(a) {label}", fontsize=10)
+        ax.set_title(f"(a) {label}")
     for j, k in enumerate(shown[::-1]):
         ax = axes[1, j]
         ax.scatter(path_b[k, :, 0], path_b[k, :, 1], c=colour_b, cmap="hsv", s=3, linewidths=0)
         label = "z = x_0 ~ N(0, I)" if k == 0 else ("x = x_K = T(z)" if k == K else f"x_{k}")
-        ax.set_title(f"(b) {label}", fontsize=10)
+        ax.set_title(f"(b) {label}")
     base_contours(axes[0, -1])
     base_contours(axes[1, 0])
     for row in axes:
         for j, ax in enumerate(row):
-            if j in (0, len(shown) - 1):  # data and latent space, on a common square
+            if j in (0, len(shown) - 1):  # data and latent space, on the square of EXTENT
                 ax.set_xlim(EXTENT[:2])
                 ax.set_ylim(EXTENT[2:])
-                ax.set_aspect("equal")
-            else:  # intermediate spaces: fit the bulk of the points
-                pts = onp.concatenate([onp.asarray(c.get_offsets()) for c in ax.collections])
-                lo, hi = onp.percentile(pts, [0.5, 99.5], axis=0)
-                pad = 0.1 * (hi - lo)
-                ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
-                ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
-            ax.tick_params(labelsize=8)
-    axes[0, 0].set_ylabel("(a) forward propagation:\ndata to latent", fontsize=10)
-    axes[1, 0].set_ylabel("(b) inverse propagation:\nlatent to data", fontsize=10)
+            else:  # the intermediate spaces, on one larger square, with the end panels' square dashed
+                ax.add_patch(Rectangle((EXTENT[0], EXTENT[2]), EXTENT[1] - EXTENT[0], EXTENT[3] - EXTENT[2],
+                                       fill=False, ls="--", lw=1.0, ec="0.4"))
+                ax.set_xlim(-limit, limit)
+                ax.set_ylim(-limit, limit)
+            ax.set_aspect("equal")
+    for ax in axes[1]:
+        ax.set_xlabel("first coordinate")
+    axes[0, 0].set_ylabel("(a) forward: data to latent\nsecond coordinate")
+    axes[1, 0].set_ylabel("(b) inverse: latent to data\nsecond coordinate")
     nll = float(onp.mean(losses[-50:]))
-    fig.suptitle(f"Figure 3: RealNVP, K = {K} affine couplings (eq. (3), halves alternating), on the two moons; "
-                 f"every second layer shown (final training NLL {nll:.2f})", fontsize=11)
-    fig.tight_layout()
+    fig.suptitle(f"Figure 3: RealNVP, K = {K} affine couplings (eq. (3), halves alternating), on the two moons; every "
+                 f"second layer (training NLL {nll:.2f})\n(a) colour = first coordinate of the data point; (b) colour = angle of z; "
+                 f"grey circles: N(0, I) at 1, 2, 3 sd;\nmiddle panels on one scale of +-{limit:g}; dashed: the square "
+                 f"[-3.5, 3.5]^2 of the outer panels")
     return [save(fig, out_dir, "fig_03_realnvp.png")]
 
 

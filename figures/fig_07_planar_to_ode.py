@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as onp
 
 from figures._cli import run_figure
+from figures._style import projected
 from reference.bridge import planar_layers, planar_ode_forward, planar_velocity
 from reference.flows.chain import planar_chain_forward
 from reference.ode import integrate
@@ -27,6 +28,7 @@ PARAMS = {
 }
 
 
+@projected
 def main(out_dir, quick=False):
     rng = onp.random.default_rng(7)
     x0 = rng.standard_normal((12 if quick else 30, 2))
@@ -51,13 +53,14 @@ def main(out_dir, quick=False):
         for i in range(x0.shape[0]):
             ax.plot(layer_path[:, i, 0], layer_path[:, i, 1], "o-", ms=2.5, lw=0.8, color=color, alpha=0.7,
                     label=f"K = {K} planar layers (Euler, h = 1/{K})" if i == 0 else None)
-    ax.plot(x0[:, 0], x0[:, 1], "k.", ms=6)
+    ax.plot(x0[:, 0], x0[:, 1], "k.", ms=8, label="start x_0 = x(0)")
     ax.set_xlabel("x_1")
     ax.set_ylabel("x_2")
+    ax.set_ylim(-2.3, 3.2)  # room for the legend above the points
     ax.set_aspect("equal")
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(loc="upper left")
     ax.set_title("planar layers x_k = x_{k-1} + tanh(b_k^T x_{k-1} + c_k) a_k\n"
-                 "are Euler steps of dx/dt = tanh(b(t)^T x + c(t)) a(t)", fontsize=9)
+                 "are Euler steps of dx/dt = tanh(b(t)^T x + c(t)) a(t)")
 
     ax = axes[1]
     for errs, marker, color, label in ((end_err, "o-", "k", "end point |x_K - x(1)|"),
@@ -68,11 +71,10 @@ def main(out_dir, quick=False):
     ax.set_xlabel("number of planar layers K")
     ax.set_ylabel("RMS error over the points")
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(loc="upper right")
     ax.set_title("the layers converge to the ODE at Euler's rate 1/K\n"
-                 "(reference: Dormand-Prince, 1000 steps, with d/dt [x, L] = [u, div u])", fontsize=9)
-    fig.suptitle("From planar flows to a continuous normalizing flow (lecture: Continuous Normalizing Flows, eq. (4))",
-                 fontsize=11)
+                 "(reference: Dormand-Prince, 1000 steps, with d/dt [x, L] = [u, div u])")
+    fig.suptitle("From planar flows to a continuous normalizing flow (lecture: Continuous Normalizing Flows, eq. (4))")
     return [save(fig, out_dir, "fig_07_planar_to_ode.png")]
 
 

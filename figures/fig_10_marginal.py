@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as onp
 
 from figures._cli import run_figure
+from figures._style import projected
 from reference.marginal import marginal_logpdf, marginal_velocity
 from reference.paths import LinearInterpolationPath
 from reference.plot import save, time_space_image, time_space_values
@@ -43,6 +44,7 @@ def draw_velocity(ax, u, p, t, x, arrows_t, arrows_x, vlim):
     return im
 
 
+@projected
 def main(out_dir, quick=False):
     path = LinearInterpolationPath(SIGMA)
     n_t, n_x = (50, 60) if quick else (200, 240)
@@ -52,29 +54,32 @@ def main(out_dir, quick=False):
     u_cond = (Z[1] - Z[0])[:, 0]
     vlim = onp.abs(u_cond).max()
 
-    fig, axes = plt.subplots(2, 4, figsize=(14, 6.4), sharex=True, sharey=True, layout="constrained")
-    densities = []
-    for i in range(3):
-        z_i = (Z[0][i : i + 1], Z[1][i : i + 1])
-        p_i = onp.exp(time_space_values(lambda pts, s: marginal_logpdf(path, pts, s, z_i), t, x))
-        densities.append(p_i)
-        time_space_image(axes[0, i], p_i, t, x)
-        axes[0, i].set_title(f"p(x | t, z{i + 1}),  x0 = {Z[0][i, 0]:g}, x1 = {Z[1][i, 0]:g}", fontsize=9)
-        draw_velocity(axes[1, i], onp.full_like(p_i, u_cond[i]), p_i, t, x, *arrows, vlim)
-        axes[1, i].set_title(f"u_cond(x, t, z{i + 1}) = x1 - x0 = {u_cond[i]:g}", fontsize=9)
+    fig, axes = plt.subplots(2, 4, figsize=(15, 7.4), sharex=True, sharey=True, layout="constrained")
+    densities = [onp.exp(time_space_values(lambda pts, s, i=i: marginal_logpdf(path, pts, s, (Z[0][i : i + 1], Z[1][i : i + 1])), t, x))
+                 for i in range(3)]
     p = onp.exp(time_space_values(lambda pts, s: marginal_logpdf(path, pts, s, Z), t, x))
-    time_space_image(axes[0, 3], p, t, x)
-    axes[0, 3].set_title("p(x | t) = (1/3) sum_i p(x | t, z_i)", fontsize=9)
+    vmax = max(float(d.max()) for d in densities + [p])  # one colour scale for the four densities
+    for i, p_i in enumerate(densities):
+        time_space_image(axes[0, i], p_i, t, x, vmax=vmax)
+        axes[0, i].set_title(f"p(x | t, z{i + 1}): x0 = {Z[0][i, 0]:g}, x1 = {Z[1][i, 0]:g}")
+        draw_velocity(axes[1, i], onp.full_like(p_i, u_cond[i]), p_i, t, x, *arrows, vlim)
+        axes[1, i].set_title(f"u_cond(x, t, z{i + 1}) = {u_cond[i]:g}")
+    time_space_image(axes[0, 3], p, t, x, vmax=vmax)
+    axes[0, 3].set_title("p(x | t) = (1/3) sum_i p(x | t, z_i)")
     u = time_space_values(lambda pts, s: marginal_velocity(path, pts, s, Z), t, x)[..., 0]
     im = draw_velocity(axes[1, 3], u, p, t, x, *arrows, vlim)
-    axes[1, 3].set_title("u(x, t) = sum_i p(z_i | x, t) u_cond  (eq. 10)", fontsize=9)
+    axes[1, 3].set_title("u(x, t), eq. (10)")
     for ax in axes[:, 0]:
         ax.set_ylabel("x")
     for ax in axes[0]:
         ax.set_xlabel("")
     fig.suptitle(f"Figure 10: conditional paths and velocities (linear interpolation, sigma = {SIGMA}) "
-                 "and the marginal path and velocity they define", fontsize=11)
-    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.45, anchor=(0.0, 0.1), pad=0.01, label="velocity u (bottom row)")
+                 "and the marginal path and velocity they define\n"
+                 "u_cond(x, t, z_i) = x1 - x0;   u(x, t) = sum_i p(z_i | x, t) u_cond(x, t, z_i)\n"
+                 "arrows: the direction (1, u) of motion in the (t, x) plane; velocities shown where the density is "
+                 "above 2% of its peak")
+    fig.colorbar(axes[0, 0].images[0], ax=list(axes[0]), label="density (one scale)")
+    fig.colorbar(im, ax=list(axes[1]), label="velocity u (one scale)")
     return [save(fig, out_dir, "fig_10_marginal.png")]
 
 

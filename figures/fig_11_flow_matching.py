@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as onp
 
 from figures._cli import run_figure
+from figures._style import projected
 from reference.distributions import GaussianMixture, standard_normal_logpdf
 from reference.ode import integrate
 from reference.oracles import GaussianMixtureOracle
@@ -29,6 +30,7 @@ def density_profile(ax, t, x, p, scale, **kwargs):
     ax.plot(t + scale * p, x, **kwargs)
 
 
+@projected
 def main(out_dir, quick=False):
     oracle = GaussianMixtureOracle(DATA, ConicalGaussianPath())  # = the linear path with sigma = 0
     rng = onp.random.default_rng(11)
@@ -37,7 +39,7 @@ def main(out_dir, quick=False):
     x = onp.linspace(*X_LIM, n_x)
     n_samples, n_steps = (40, 20) if quick else (150, 100)
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), sharey=True, layout="constrained")
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.9), sharey=True, layout="constrained")
 
     # left: samples of p0 following the velocity field
     ax = axes[0]
@@ -52,16 +54,16 @@ def main(out_dir, quick=False):
     for s in (0.25, 0.5, 0.75):
         density_profile(ax, s, x, onp.exp(oracle.logpdf(xs, s)), 0.25, color="k", lw=1, ls="--")
     ax.set_xlim(-0.12, 1.12)
-    ax.set_title("samples of p0 (blue) flow to p_data (red); p(x | t) dashed", fontsize=10)
+    ax.set_title("samples of p0 (blue) flow to p_data (red);\np(x | t) at t = 0.25, 0.5, 0.75 dashed")
     ax.set_xlabel("t")
     ax.set_ylabel("x")
 
     # centre: the probability path as a heat map
     ax = axes[1]
-    time_space_image(ax, onp.exp(time_space_values(oracle.logpdf, t, x)), t, x)
+    time_space_image(ax, onp.exp(time_space_values(oracle.logpdf, t, x)), t, x, colorbar="p(x | t)")
     density_profile(ax, 0.0, x, onp.exp(standard_normal_logpdf(xs)), 0.25, color="0.8", lw=1.5)
     density_profile(ax, 1.0, x, onp.exp(DATA.logpdf(xs)), -0.25, color="0.8", lw=1.5)
-    ax.set_title("the probability path p(x | t)", fontsize=10)
+    ax.set_title("the probability path p(x | t);\np0 and p_data in grey")
     ax.set_ylabel("")
 
     # right: the velocity field
@@ -75,11 +77,11 @@ def main(out_dir, quick=False):
     norm = onp.hypot(1.0, Ua / (X_LIM[1] - X_LIM[0]))  # arrows of about one on-screen length
     ax.quiver(Ta, Xa, 1.0 / norm, Ua / norm, angles="xy", color="k", scale=34, width=0.004, headwidth=3.5)
     fig.colorbar(im, ax=ax, label="u(x, t)")
-    ax.set_title("the velocity field u(x, t)", fontsize=10)
+    ax.set_title("the velocity field u(x, t) (colour);\narrows: direction (1, u) of motion in (t, x)")
     ax.set_xlabel("t")
 
     fig.suptitle("Flow matching (the lecture's unnumbered triptych): 1-D Gaussian-mixture data, "
-                 "closed-form p(x | t) and u(x, t) of the linear / conical path", fontsize=11)
+                 "closed-form p(x | t) and u(x, t) of the linear / conical path")
     return [save(fig, out_dir, "fig_11_flow_matching.png")]
 
 

@@ -15,9 +15,12 @@ import sys
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as onp
+from matplotlib.cm import ScalarMappable
 from matplotlib.collections import LineCollection
+from matplotlib.colors import ListedColormap, Normalize
 
 from figures._cli import run_figure
+from figures._style import projected
 from reference.distributions import GaussianMixture
 from reference.marginal import marginal_velocity, posterior_weights
 from reference.paths import LinearInterpolationPath
@@ -63,7 +66,7 @@ class PosteriorView:
         h = 0.12  # the velocity as a short segment of slope u through the point
         self.arrow.set_data([t - h, t + h], [x - h * u, x + h * u])
         ess = 1.0 / onp.sum(w**2)
-        self.ax.set_title(f"t = {t:.2f}, x = {x:.2f}:  u = {u:.2f}  (1/sum w^2 = {ess:.0f})", fontsize=9)
+        self.ax.set_title(f"(t, x) = ({t:.2f}, {x:.2f}): u = {u:.2f}\neffective number of z: {ess:.0f}")
         return u
 
 
@@ -84,17 +87,21 @@ def connect_mouse(fig, view):
     return on_move
 
 
+@projected
 def main(out_dir, quick=False):
     rng = onp.random.default_rng(12)
     path, z = sample_pairs(120 if quick else 400, rng)
-    fig, axes = plt.subplots(1, len(POINTS), figsize=(3.4 * len(POINTS), 3.6), sharey=True)
+    fig, axes = plt.subplots(1, len(POINTS), figsize=(15, 4.4), sharey=True, layout="constrained")
     for ax, (t, x) in zip(axes, POINTS):
         PosteriorView(ax, path, z).move_to(t, x)
     for ax in axes[1:]:
         ax.set_ylabel("")
-    fig.suptitle(f"Figure 12: trajectories z = (x0, x1) weighted by p(z | x, t) (sigma = {SIGMA}) "
-                 "and their average velocity u(x, t) (orange segment of slope u)", fontsize=11)
-    fig.tight_layout()
+    weight_scale = ListedColormap(onp.linspace([1.0, 1.0, 1.0], matplotlib.colors.to_rgb(RED), 256))
+    fig.colorbar(ScalarMappable(Normalize(0.0, 1.0), weight_scale), ax=list(axes), shrink=0.9,
+                 label="p(z_i | x, t) / max_i p(z_i | x, t)\n(opacity of trajectory i)")
+    fig.suptitle(f"Figure 12: {len(z[0])} trajectories z = (x0, x1) (grey), weighted by p(z | x, t) (red, sigma = {SIGMA}), "
+                 "at four points (t, x) (black)\nand their average velocity u(x, t) = sum_i p(z_i | x, t) (x1_i - x0_i) "
+                 "(orange segment of slope u); effective number of z = 1 / sum_i p(z_i | x, t)^2")
     paths = [save(fig, out_dir, "fig_12_posterior.png")]
     if interactive(quick):
         fig, ax = plt.subplots(figsize=(6, 4.5))

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as onp
 
 from figures._cli import run_figure
+from figures._style import projected
 from figures._models import N_STEPS, QUICK_STEPS, trained_model
 from reference.distributions import dataset_mixture
 from reference.losses import cfm_constant, cfm_loss, fm_loss
@@ -39,6 +40,7 @@ def loss_curves(model, oracle, path, t, z, x):
     return onp.array(steps), onp.array(l_cfm), onp.array(l_fm)
 
 
+@projected
 def main(out_dir, quick=False):
     n_steps, n_eval = (QUICK_STEPS, QUICK_EVAL) if quick else (N_STEPS, N_EVAL)
     path = LinearInterpolationPath()
@@ -57,7 +59,7 @@ def main(out_dir, quick=False):
     se_gap = gap.std(ddof=1) / onp.sqrt(n_eval)
     step_axis = steps + 1  # log axis: step 0 is drawn at 1
 
-    fig, (ax, ax_log) = plt.subplots(1, 2, figsize=(11, 4.0))
+    fig, (ax, ax_log) = plt.subplots(1, 2, figsize=(14, 5.2), layout="constrained")
     ax.plot(onp.arange(1, n_steps + 1), model.losses, color="0.75", lw=0.6, label="minibatch CFM loss (training)")
     ax.plot(step_axis, l_cfm, "o-", color=BLUE, ms=3, label="L_CFM(theta) (evaluation set)")
     ax.plot(step_axis, l_fm, "s-", color=RED, ms=3, label="L_FM(theta) against the exact u (oracle)")
@@ -67,8 +69,8 @@ def main(out_dir, quick=False):
     ax.set_ylim(-0.5, max(1.15 * l_cfm[0], C + 3))
     ax.set_xlabel("training step")
     ax.set_ylabel("loss")
-    ax.set_title("L_CFM falls to C, not to 0; L_FM falls to 0", fontsize=10)
-    ax.legend(fontsize=7.5, loc="upper right")
+    ax.set_title("L_CFM falls to C, not to 0; L_FM falls to 0")
+    ax.legend(loc="upper right")
 
     ax_log.semilogy(step_axis, l_fm, "s-", color=RED, ms=4, label="L_FM(theta)")
     ax_log.semilogy(step_axis, onp.clip(l_cfm - C, 1e-3, None), "o--", color=BLUE, ms=3,
@@ -76,12 +78,10 @@ def main(out_dir, quick=False):
     ax_log.set_xscale("log")
     ax_log.set_xlabel("training step")
     ax_log.set_ylabel("excess loss (log scale)")
-    ax_log.set_title(f"L_CFM - C = L_FM: final L_FM = {l_fm[-1]:.3f} ({l_fm[-1] / l_fm[0]:.1%} of its start)",
-                     fontsize=10)
-    ax_log.legend(fontsize=8)
-    fig.suptitle(f"Why a CFM training loss plateaus (lecture: Theorem 2, L_CFM = L_FM + C) - {DATASET}, linear path, "
-                 f"{n_steps} Adam steps; losses on {n_eval} fixed evaluation samples", fontsize=11)
-    fig.tight_layout()
+    ax_log.set_title(f"L_CFM - C = L_FM: final L_FM = {l_fm[-1]:.3f} ({l_fm[-1] / l_fm[0]:.1%} of its start)")
+    ax_log.legend(loc="upper right")
+    fig.suptitle(f"Why a CFM training loss plateaus (lecture: Theorem 2, L_CFM = L_FM + C)\n{DATASET}, linear path, "
+                 f"{n_steps} Adam steps; losses on {n_eval} fixed evaluation samples")
     return [save(fig, out_dir, "fig_13_cfm_plateau.png")]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path, PurePath
 
 import matplotlib
 import matplotlib.pyplot as plt
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 import numpy as onp
 from matplotlib.axes import Axes
 from matplotlib.colors import Colormap, is_color_like
@@ -77,6 +78,11 @@ def _axis(v, name, minimum=1):
     return v
 
 
+def _check_colorbar(colorbar):
+    if colorbar is not None and not isinstance(colorbar, str):
+        raise TypeError(f"colorbar must be None or the colour bar's label (a str), got {colorbar!r}")
+
+
 def grid_points(extent, n=200):
     """A regular ``n x n`` grid over ``extent = (xmin, xmax, ymin, ymax)``.
 
@@ -90,18 +96,29 @@ def grid_points(extent, n=200):
     return X, Y, onp.stack([X.ravel(), Y.ravel()], axis=1)
 
 
-def density_image(ax, logpdf, extent, n=200, cmap="viridis", **kwargs):
-    """Draw ``exp(logpdf)`` over ``extent`` as a heat map; ``logpdf`` maps ``(m, 2) -> (m,)`` (``-inf`` allowed)."""
+def density_image(ax, logpdf, extent, n=200, cmap="viridis", colorbar=None, **kwargs):
+    """Draw ``exp(logpdf)`` over ``extent`` as a heat map; ``logpdf`` maps ``(m, 2) -> (m,)`` (``-inf`` allowed).
+
+    With ``colorbar`` (a label such as ``"p_t(x)"``) a colour bar with that label is drawn
+    beside ``ax``. Panels that are compared should share ``vmin``/``vmax`` (passed to
+    ``imshow`` with the other ``kwargs``); the image is ``ax.images[-1]``.
+
+    Returns:
+        the density on the grid, shape ``(n, n)``.
+    """
     _ax(ax)
     check_callable(logpdf, "logpdf")
     extent = _extent(extent)
     _cmap(cmap)
+    _check_colorbar(colorbar)
     X, _, pts = grid_points(extent, n)
     log_p = check_log_density(logpdf(pts), pts.shape[0], "logpdf(points)")
     p = onp.exp(onp.asarray(log_p)).reshape(X.shape)
-    ax.imshow(p, origin="lower", extent=extent, cmap=cmap, aspect="auto", **kwargs)
+    im = ax.imshow(p, origin="lower", extent=extent, cmap=cmap, aspect="auto", **kwargs)
     ax.set_xlim(extent[:2])
     ax.set_ylim(extent[2:])
+    if colorbar is not None:
+        ax.figure.colorbar(im, ax=ax, label=colorbar)
     return p
 
 
@@ -116,14 +133,22 @@ def samples(ax, x, color=BLUE, size=2.0, alpha=0.5, **kwargs):
 
 
 def velocity_arrows(ax, u, t, extent, n=17, color="k", **kwargs):
-    """Arrows of a velocity field ``u(x, t)`` (``t`` a float) on an ``n x n`` grid over ``extent``."""
+    """Arrows of a velocity field ``u(x, t)`` (``t`` a float) on an ``n x n`` grid over ``extent``.
+
+    By default matplotlib scales the arrows of each call on its own; to compare panels,
+    give them all the same ``scale_units="xy", scale=s`` (an arrow of speed ``|u|`` is
+    then ``|u| / s`` long in data units) and label one of them with ``ax.quiverkey``.
+
+    Returns:
+        the ``Quiver``.
+    """
     _ax(ax)
     check_callable(u, "u")
     t = check_real(t, "t")
     _color(color)
     X, Y, pts = grid_points(extent, n)
     v = check_field_output(u(pts, t), pts.shape[0], 2, "u")
-    ax.quiver(X, Y, v[:, 0].reshape(X.shape), v[:, 1].reshape(X.shape), color=color, **kwargs)
+    return ax.quiver(X, Y, v[:, 0].reshape(X.shape), v[:, 1].reshape(X.shape), color=color, **kwargs)
 
 
 def trajectories(ax, path, n_show=50, color=GREY, alpha=0.6, lw=0.7):
@@ -161,11 +186,14 @@ def time_space_values(f, t, x):
     return out.reshape(X.shape + out.shape[1:])
 
 
-def save(fig, out_dir, name, dpi=110):
+def save(fig, out_dir, name, dpi=None):
     """Save ``fig`` as ``out_dir/name`` and close it; return the path.
 
     ``name`` is a file name relative to ``out_dir`` (sub-folders allowed, ``..`` and absolute
-    paths not); ``dpi >= 1``.
+    paths not). ``dpi`` (>= 1) defaults to matplotlib's ``savefig.dpi`` when that is a
+    number, else 110. A figure laid out by matplotlib's constrained layout already fills
+    its canvas and is saved as it is (one drawing); any other is cropped to its contents
+    (``bbox_inches="tight"``, which draws it twice).
     """
     check_instance(fig, Figure, "fig", "matplotlib Figure")
     if not isinstance(out_dir, (str, os.PathLike)):
@@ -175,19 +203,29 @@ def save(fig, out_dir, name, dpi=110):
             f"name must be a file name such as 'fig.png', got {name!r}")
     if PurePath(name).is_absolute() or ".." in PurePath(name).parts:
         raise ValueError(f"name must stay inside out_dir (no '..', not absolute), got {name!r}")
+    if dpi is None:
+        dpi = plt.rcParams["savefig.dpi"]
+        dpi = 110 if dpi == "figure" else dpi
     dpi = check_real(dpi, "dpi", low=1.0)
     path = Path(out_dir) / name
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    constrained = isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine)
+    fig.savefig(path, dpi=dpi, bbox_inches=None if constrained else "tight")
     plt.close(fig)
     return path
 
 
-def time_space_image(ax, values, t, x, cmap="magma", clip_quantile=0.995, **kwargs):
+def time_space_image(ax, values, t, x, cmap="magma", clip_quantile=0.995, vmax=None, colorbar=None, **kwargs):
     """Draw ``values`` of shape ``(len(x), len(t))`` over the ``(t, x)`` plane, t horizontal.
 
-    The colour scale stops at the ``clip_quantile`` of the values, so a few narrow peaks
-    (a path near a Dirac) do not wash out the rest.
+    The colour scale runs from 0 to ``vmax``; by default ``vmax`` is the ``clip_quantile``
+    of the values, so a few narrow peaks (a path near a Dirac) do not wash out the rest.
+    Panels that are compared should be given the same ``vmax``. With ``colorbar`` (a
+    label) a colour bar is drawn beside ``ax``, with an arrow at the top when values
+    exceed ``vmax``.
+
+    Returns:
+        the ``AxesImage``.
     """
     _ax(ax)
     t, x = _axis(t, "t", 2), _axis(x, "x", 2)
@@ -197,11 +235,17 @@ def time_space_image(ax, values, t, x, cmap="magma", clip_quantile=0.995, **kwar
     values = as_real_array(values, "values", shape=(x.size, t.size), what=f"an array of shape (len(x), len(t)) = {(x.size, t.size)}",
                            allow_traced=False)
     _cmap(cmap)
+    _check_colorbar(colorbar)
     if clip_quantile is not None:
         clip_quantile = check_real(clip_quantile, "clip_quantile", low=0.0, high=1.0, low_open=True)
-    vmax = onp.quantile(values, clip_quantile) if clip_quantile is not None else values.max()
+    if vmax is not None:
+        vmax = check_real(vmax, "vmax", low=0.0, low_open=True)
+    else:
+        vmax = onp.quantile(values, clip_quantile) if clip_quantile is not None else values.max()
     im = ax.imshow(values, origin="lower", extent=(t[0], t[-1], x[0], x[-1]), aspect="auto",
                    cmap=cmap, vmin=0.0, vmax=vmax, interpolation="bilinear", **kwargs)
     ax.set_xlabel("t")
     ax.set_ylabel("x")
+    if colorbar is not None:
+        ax.figure.colorbar(im, ax=ax, label=colorbar, extend="max" if values.max() > vmax else "neither")
     return im

@@ -374,9 +374,9 @@ def test_velocity_network_on_two_threads_is_velocity_apply(rng):
 def _figure_pixels(name, out_dir):
     """Run figure ``name`` in quick mode, every cached model trained afresh; its first image as an array."""
     from figures import load_figure
-    from figures._models import trained_model
+    from figures._models import _trained_model
 
-    trained_model.cache_clear()
+    _trained_model.cache_clear()
     path = load_figure(name).main(out_dir, quick=True)[0]
     plt.close("all")
     return plt.imread(path)
