@@ -145,7 +145,7 @@ def _fmt(v):
         return str(v)
     if v == 0:
         return "0"
-    if 1e-2 <= abs(v) < 1e4:
+    if 1e-2 <= abs(v) < 1e3:
         return f"{v:.3g}"
     mantissa, exponent = f"{v:.2e}".split("e")
     mantissa = mantissa.rstrip("0").rstrip(".")

@@ -299,7 +299,7 @@ def _check_hutchinson_unbiased(noise):
     def check(quick):
         est, J = _hutchinson_samples(noise, quick, 1)
         se = onp.sqrt(hutchinson_variance(J, noise) / est.size)
-        return Claim("CNF pros", f"Hutchinson's estimate is unbiased ({noise})",
+        return Claim("CNF pros", f"Hutchinson is unbiased, {noise} probes",
                      "|mean - tr J| / standard error", abs(est.mean() - onp.trace(J)) / se, K_SE,
                      note=f"{est.size} single-probe estimates; standard error from the variance formula")
     check.__name__ = check.__qualname__ = f"check_hutchinson_unbiased_{noise}"

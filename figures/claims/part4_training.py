@@ -47,9 +47,9 @@ BLUR = {False: 0.55, True: 1.2}
 
 Set from measurements (unbiased MMD^2 at h = 1, 4 blocks of 2000 points, RK4 with 20 steps,
 training seeds 0 to 5, ``figures._models`` settings): after 5000 steps 1.1e-3 to 2.0e-3 (the
-data blurred by s = 0.33 to 0.38); after 1000 steps 3.3e-3 to 5.2e-3; after 400 steps 1.3e-2
-to 1.5e-2; after 200 steps 1.7e-2 to 2.8e-2 (s = 0.84 to 1.1); after 40 steps 5.5e-2 to 6.1e-2
-(s > 1.5). The full bound, s = 0.55 (MMD^2 = 6.2e-3), is a factor of 3 above the worst
+data blurred by s = 0.32 to 0.38); after 1000 steps 3.2e-3 to 5.2e-3; after 400 steps 1.3e-2
+to 1.5e-2; after 200 steps 1.7e-2 to 2.8e-2 (s = 0.85 to 1.15); after 40 steps 5.5e-2 to
+6.1e-2 (s > 1.5). The full bound, s = 0.55 (MMD^2 = 6.2e-3), is a factor of 3 above the worst
 5000-step model and below the best 200-step one; the quick bound, s = 1.2 (3.0e-2), a factor
 of 2 above the worst 400-step model and below the best 40-step one.
 """
