@@ -9,7 +9,7 @@ from autograd.tracer import getval
 from scipy.optimize import minimize
 
 from figures._variational import energy_fits, energy_fits_untrained, kl_star, ppca_fits, ppca_model
-from figures.claims import Claim
+from figures.claims import Claim, lecture, project
 from reference.flows.chain import realnvp_forward, realnvp_init
 from reference.flows.coupling import SCALE_BOUND, coupling_init
 from reference.variational import (
@@ -28,7 +28,8 @@ from reference.variational import (
 )
 
 K_SE = 5.0  # statistical bounds are K_SE standard errors
-SECTION = "Variational auto-encoders"
+SECTION = "VAE slide"
+PROJECT_SECTION = "variational"
 
 
 @lru_cache(maxsize=1)
@@ -66,6 +67,7 @@ def _halving_flow():
     return realnvp_posterior(MeanFieldGaussian(2 * m, onp.tile(0.5 * onp.log(4 * v), (3, 1))), layers), layers
 
 
+@project
 def check_elbo_is_a_lower_bound(quick):
     model, x, log_p, m, S = _data()
     rng = onp.random.default_rng(5)
@@ -82,11 +84,13 @@ def check_elbo_is_a_lower_bound(quick):
     for q in qs:
         e = elbo(model.log_joint, q, x, 2000 if quick else 8000, rng)
         worst = max(worst, onp.max((e.value - log_p - K_SE * e.stderr) / (1.0 + onp.abs(log_p))))
-    return Claim(SECTION, "ELBO <= log p(x) for every q (Gaussian, exact, planar, RealNVP, encoder; pPCA)",
+    return Claim(PROJECT_SECTION, "ELBO <= log p(x) for 9 posteriors q (pPCA)",
                  "max over 9 q, 3 x of (ELBO - log p(x) - 5 se) / (1 + |log p(x)|)", worst, 1e-9,
-                 note="the exact posterior gives ELBO = log p(x) with se = 0: the bound is rounding")
+                 note="q: 3 Gaussians, the exact posterior, the best mean field, planar, RealNVP, a halving flow, an encoder; "
+                      "the exact posterior gives ELBO = log p(x) with se = 0: the bound is rounding")
 
 
+@project
 def check_elbo_without_log_det(quick):
     model, x, log_p, _, _ = _data()
     q, layers = _halving_flow()
@@ -97,7 +101,7 @@ def check_elbo_without_log_det(quick):
         return z.reshape(z0.shape), log_q0
 
     e = elbo(model.log_joint, without_log_det, x, 4000, onp.random.default_rng(6))
-    return Claim(SECTION, "negative control: a flow q whose log q omits the log-det breaks the bound",
+    return Claim(PROJECT_SECTION, "control: a flow q without its log-det fails",
                  "min over x of (ELBO - log p(x)) / se, T(z) = z / 2 (omits 2 log 2 > KL*)",
                  onp.min((e.value - log_p) / e.stderr), K_SE, op=">=")
 
@@ -113,13 +117,15 @@ def _gap_errors(reverse):
     return onp.array(scores)  # (q, x)
 
 
+@project
 def check_gap_is_the_kl(quick):
-    return Claim(SECTION, "log p(x) - ELBO = KL(q || p(z | x)) for Gaussian q (closed form)",
+    return Claim(PROJECT_SECTION, "ELBO gap = KL(q||p(z|x)), Gaussian q",
                  "max over 3 q, 3 x of |gap - KL(q || p)| / se", onp.max(_gap_errors(True)), K_SE)
 
 
+@project
 def check_gap_is_not_the_forward_kl(quick):
-    return Claim(SECTION, "negative control: the forward KL(p || q) is not the gap",
+    return Claim(PROJECT_SECTION, "control: the forward KL(p||q) is not",
                  "min over 3 q of max over x of |gap - KL(p || q)| / se", onp.min(_gap_errors(False).max(axis=1)),
                  K_SE, op=">=")
 
@@ -147,23 +153,26 @@ def _gradient_errors(reparameterised):
     return onp.abs(g.mean(axis=0) - exact) / (se + 1e-12)  # without reparameterisation the mu-gradient is 0 exactly
 
 
+@project
 def check_reparameterised_gradient(quick):
-    return Claim(SECTION, "the reparameterised gradient of the ELBO is the closed-form one (Gaussian target)",
+    return Claim(PROJECT_SECTION, "reparameterised ELBO gradient = closed form",
                  "max over (mu, log sigma) of |mean of 40 estimates - exact| / se", onp.max(_gradient_errors(True)), K_SE)
 
 
+@project
 def check_gradient_without_reparameterisation(quick):
-    return Claim(SECTION, "negative control: with z not differentiated the gradient is wrong",
+    return Claim(PROJECT_SECTION, "control: with z not differentiated it is not",
                  "max over (mu, log sigma) of |mean - exact| / se", onp.max(_gradient_errors(False)), K_SE, op=">=")
 
 
+@project
 def check_mean_field_optimum_closed_form(quick):
     _, _, _, m, S = _data()
     m = m[0]
     res = minimize(lambda t: gaussian_kl(t[:2], onp.diag(onp.exp(2 * t[2:])), m, S), onp.zeros(4), method="BFGS",
                    options={"gtol": 1e-10})
-    return Claim(SECTION, "the best mean field has KL* = (sum log Lambda_jj - log det Lambda) / 2 (derived)",
-                 "|min over mean fields of KL(q || p) (BFGS) - KL*|", abs(res.fun - mean_field_gap(S)), 1e-8,
+    return Claim(PROJECT_SECTION, "best mean field's KL* in closed form",
+                 "|min over mean fields of KL(q || p) (BFGS) - KL*|, L = Lambda the posterior precision", abs(res.fun - mean_field_gap(S)), 1e-8,
                  note=f"KL* = {mean_field_gap(S):.4f}; the optimal precisions are diag(Lambda)")
 
 
@@ -181,42 +190,48 @@ def _elbo_optimum(quick):
     return log_p - e.value[0], e.stderr[0], mean_field_gap(S), moment
 
 
+@project
 def check_elbo_optimum_gap(quick):
     gap, se, kl, _ = _elbo_optimum(quick)
-    return Claim(SECTION, "the ELBO's optimum over mean fields leaves the gap KL*",
+    return Claim(PROJECT_SECTION, "ELBO's mean-field optimum leaves gap KL*",
                  "|gap of the L-BFGS optimum of the ELBO (fixed eps) - KL*| / se", abs(gap - kl) / se, K_SE)
 
 
+@project
 def check_elbo_optimum_not_moment_matching(quick):
     gap, se, _, moment = _elbo_optimum(quick)
-    return Claim(SECTION, "negative control: the moment-matched mean field's KL (variances diag S) is not it",
+    return Claim(PROJECT_SECTION, "control: moment matching's KL is not",
                  "|gap - KL(N(m, diag S) || p)| / se", abs(gap - moment) / se, K_SE, op=">=")
 
 
+@lecture
 def check_flow_beyond_mean_field(quick):
     result = ppca_fits(quick)
     gap, se = result.gap[0, 1], result.stderr[0, 1]
-    return Claim(SECTION, "a planar flow (K = 8) fitted to a pPCA posterior beats every mean field",
+    return Claim(SECTION, "a planar-flow q beats every mean field",
                  "(gap of the flow - KL*) / se", (gap - kl_star()) / se, -K_SE,
-                 note=f"gap {gap:.4f} against KL* = {kl_star():.4f} (figure 0 (a))")
+                 note=f"pPCA posterior; gap {gap:.4f} against KL* = {kl_star():.4f} (figure 0 (a)); the slide asks whether q "
+                      "can go beyond the mean field")
 
 
+@lecture
 def check_gap_falls_with_depth(quick):
     result = energy_fits(quick)
     gap, se = result.gap, result.stderr
     j32, worst = result.depths.index(32), -onp.inf
     for j in (result.depths.index(0), result.depths.index(2)):
         worst = max(worst, onp.max((gap[:, j32] - gap[:, j]) / onp.hypot(se[:, j32], se[:, j])))
-    return Claim(SECTION, "a flow posterior's gap falls as K grows: K = 32 below K = 2 and the mean field (4 energies)",
+    return Claim(SECTION, "its gap falls with depth (K = 32 vs 2, 0)",
                  "max over energies of (KL_32 - KL_K) / se, K = 0 (mean field), 2", worst, -K_SE,
-                 note="KL = log Z - ELBO; figure 0 (b)")
+                 note="4 energies of Rezende and Mohamed; KL = log Z - ELBO; figure 0 (b)")
 
 
+@lecture
 def check_untrained_layers_do_not_help(quick):
     result = energy_fits_untrained(quick)
     gap, se = result.gap, result.stderr
     j0, j32 = result.depths.index(0), result.depths.index(32)
-    return Claim(SECTION, "negative control: the same 32 layers untrained (near the identity) do not lower it",
+    return Claim(SECTION, "control: the same 32 layers untrained do not",
                  "min over energies of (KL_32 untrained - KL_0) / se", onp.min((gap[:, j32] - gap[:, j0])
                                                                               / onp.hypot(se[:, j32], se[:, j0])),
                  -K_SE, op=">=")
@@ -243,14 +258,16 @@ def _integrals(quick):
     return onp.array(out)  # (flow, with/without)
 
 
+@lecture
 def check_flow_density_integrates_to_one(quick):
-    return Claim(SECTION, "a flow posterior's log q (change of variables) integrates to 1 (planar, RealNVP)",
+    return Claim("VAE; eq. (2)", "a flow q's density integrates to 1",
                  "max |trapezoid integral of q over [-8, 8]^2 - 1|", onp.max(onp.abs(_integrals(quick)[:, 0] - 1.0)),
-                 1e-6, note="spacing 0.08-0.1 against widths >= 0.3; mass outside < 1e-12")
+                 1e-6, note="planar and RealNVP q; spacing 0.08-0.1 against widths >= 0.3; mass outside < 1e-12")
 
 
+@lecture
 def check_flow_density_without_log_det(quick):
-    return Claim(SECTION, "negative control: without its log-det it does not",
+    return Claim("VAE; eq. (2)", "control: without its log-det it does not",
                  "min |integral of q0(T^{-1}(z)) - 1|", onp.min(onp.abs(_integrals(quick)[:, 1] - 1.0)), 0.05, op=">=")
 
 

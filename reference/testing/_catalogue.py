@@ -8,7 +8,7 @@ in the field's code: side effects and aliasing, state kept between calls, code t
 right only in 2-D, chunking that is right only for small data sets, loops one step
 short, a clamped ``1 - t``, sign and time-convention slips. The tests run every case
 (``tests/test_testing_catalogue.py``); the README's list of what the checkers catch is
-this catalogue; ``figures/claims/part5_verification.py`` reports the fraction named.
+this catalogue; ``figures/claims/part5_verification.py`` counts the cases named.
 The PyTorch and JAX catalogues are in ``tests/interop``.
 """
 
