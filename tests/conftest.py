@@ -30,6 +30,19 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Under `pytest -n 2` each worker has a core of its own: BLAS threads of its own would
+    # only spin against the other worker's (the suite took 148 s with them, 135 s without).
+    # The limit is set from a short-lived thread, so that the main thread does not keep
+    # OpenBLAS's right to change its count (tests/test_parallel.py changes it from threads).
+    import threading
+
+    from threadpoolctl import ThreadpoolController
+
+    _setter = threading.Thread(target=lambda: ThreadpoolController().limit(limits=1, user_api="blas"))
+    _setter.start()
+    _setter.join()
+
 
 @pytest.fixture
 def rng():

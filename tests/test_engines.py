@@ -401,6 +401,7 @@ def _differ(a, b):
     return a.shape != b.shape or not np.array_equal(a, b)
 
 
+@pytest.mark.slow  # each trains and draws its figure four times (about 5 s)
 def test_editing_theorem_1_changes_the_readable_figures(tmp_path, monkeypatch):
     # the edit: uniform weights in place of the posterior p(z | x, t) of eq. (10)
     def uniform_weights(monkeypatch):
@@ -415,6 +416,7 @@ def test_editing_theorem_1_changes_the_readable_figures(tmp_path, monkeypatch):
     assert not _differ(*figures[False])  # negative control: the engine does not read the edited formula
 
 
+@pytest.mark.slow  # each trains and draws its figure four times (about 5 s)
 def test_editing_the_cfm_loss_changes_the_readable_figures(tmp_path, monkeypatch):
     # the edit: regress on the reversed conditional velocity (the sign mistake)
     def reversed_target(monkeypatch):
@@ -431,6 +433,7 @@ def test_editing_the_cfm_loss_changes_the_readable_figures(tmp_path, monkeypatch
     assert not _differ(*figures[False])
 
 
+@pytest.mark.slow  # each trains and draws its figure four times (about 5 s)
 def test_editing_the_network_changes_the_readable_figures(tmp_path, monkeypatch):
     # the edit: tanh in place of SiLU in v_theta (training and sampling both go through velocity_apply)
     def tanh_network(monkeypatch):
