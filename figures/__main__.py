@@ -10,7 +10,9 @@ Exits with status 1 if any row of either fails.
 
 import argparse
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,6 +24,58 @@ from . import IMAGES, figure_names  # noqa: E402  (figures/__init__ imports noth
 
 READABLE_VARIABLE = "REFERENCE_READABLE"
 """The environment variable that routes every computation of ``reference`` through its readable formulas."""
+
+
+SEPARATE = ("fig_15_samples",)
+"""Figures made in a second process beside the others when the machine has two cores or
+more: figure 15 trains its own six models (about half the main job's work) and shares
+nothing with the other figures or the claims, so the two halves take about the same time."""
+
+
+def _cores():
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+class _Separate:
+    """A figure made by ``python -m figures.<name> --out DIR`` in a child process; ``finish`` waits for it."""
+
+    def __init__(self, name, out, quick):
+        self.name, self.start = name, time.perf_counter()
+        root = Path(__file__).resolve().parent.parent
+        env = dict(os.environ)  # REFERENCE_READABLE included
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
+        self.output = tempfile.TemporaryFile(mode="w+")
+        # its progress lines (stderr) show as they come; its result (stdout) when it is done
+        self.process = subprocess.Popen(self.command(name, out, quick), cwd=root, env=env, stdout=self.output, text=True)
+
+    @staticmethod
+    def command(name, out, quick):
+        """The figure's own command line."""
+        return [sys.executable, "-m", f"figures.{name}", "--out", str(out)] + (["--quick"] if quick else [])
+
+    def stop(self):
+        """Kill the process if it still runs."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def finish(self):
+        """Wait for the figure, print what it wrote; whether it succeeded."""
+        code = self.process.wait()
+        self.output.seek(0)
+        lines = self.output.read().splitlines()
+        self.output.close()
+        if code != 0:
+            print(f"\n{self.name} (second process) failed with status {code}:\n" + "\n".join(lines), flush=True)
+            return False
+        done = [line for line in lines if line.startswith("done in")]
+        shown = ", ".join(Path(line).name for line in lines if line.endswith((".png", ".gif")))
+        print(f"\n{self.name} (second process): {done[-1] if done else ''} -> {shown}", flush=True)
+        return True
 
 
 def parse_args(argv=None):
@@ -60,6 +114,15 @@ def main(argv=None):
         os.environ[READABLE_VARIABLE] = "1"
         print(f"readable formulas: {READABLE_VARIABLE}=1", flush=True)
 
+    separate = []
+    try:
+        return _run(args, separate)
+    finally:
+        for job in separate:  # a figure of the main process raised: stop the second one too
+            job.stop()
+
+
+def _run(args, separate):
     from . import load_figure
     from ._cli import output_folder
     from .claims import format_table, run_claims, summary
@@ -70,7 +133,13 @@ def main(argv=None):
         out, scratch = output_folder(args.out, committed=not (args.quick or args.only))
         print(f"writing into {'the scratch folder ' if scratch else ''}{out}"
               + (" (use --out to choose)" if scratch else ""), flush=True)
+        apart = [n for n in names if n in SEPARATE] if len(names) > 1 and _cores() >= 2 else []
+        for name in apart:
+            print(f"[{names.index(name) + 1}/{len(names)}] {name}: in a second process, beside the others", flush=True)
+            separate.append(_Separate(name, out, args.quick))
         for i, name in enumerate(names, 1):
+            if name in apart:
+                continue
             t0 = time.perf_counter()
             print(f"[{i}/{len(names)}] {name} ...", flush=True)
             paths = load_figure(name).main(out, quick=args.quick)
@@ -85,6 +154,8 @@ def main(argv=None):
         n_fail = sum(not r.passed for r in results)
         ok = n_fail == 0
         print(f"\n{summary(results)}")
+    for job in separate:
+        ok = job.finish() and ok
     print(f"Total time {time.perf_counter() - start:.1f} s.")
     return 0 if ok else 1
 

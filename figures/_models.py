@@ -29,44 +29,44 @@ N_STEPS, QUICK_STEPS = 5000, 40
 
 
 class Budget(NamedTuple):
-    """What a model's training costs: Adam steps, minibatch size and Adam's (constant) step size."""
+    """What a model's training costs: Adam steps, minibatch size, Adam's step size and the fraction of the
+    last steps over which that step size falls linearly towards 0 (``reference.train.step_size``)."""
 
     n_steps: int
     batch_size: int
     lr: float
+    lr_decay: float = 0.0
 
 
 BUDGETS = {
-    "moons": Budget(8000, 256, 2e-3),
-    "8gaussians": Budget(6000, 1024, 2e-3),
-    "checkerboard": Budget(20_000, 1024, 2e-3),
-    "cross": Budget(5000, 256, 2e-3),
-    "spirals": Budget(20_000, 1024, 2e-3),
-    "rings": Budget(15_000, 1024, 2e-3),
+    "moons": Budget(4000, 256, 2e-3, 0.4),
+    "8gaussians": Budget(4000, 256, 2e-3, 0.4),
+    "checkerboard": Budget(16_000, 256, 2e-3, 0.4),
+    "cross": Budget(4000, 256, 2e-3, 0.4),
+    "spirals": Budget(16_000, 256, 2e-3, 0.4),
+    "rings": Budget(15_000, 256, 2e-3, 0.4),
 }
-"""Training budget of each data set's model in figure 15 (full mode), enough to resolve its
-structure (the checkerboard's squares, the spiral arms, the rings).
+"""Training budget of each data set's model in figure 15 (full mode): about 60,000 steps of
+batch 256 in all, 2.5 minutes on one core, which ``python -m figures`` spends in a second
+process while the first makes the other figures.
 
-Measured with figure 15's MMD^2 (Gaussian kernel h = 0.2, units of 1e-4; 4 blocks of 1500
-samples by RK4 with 8 steps; the noise floor is 0 +- 1.4 there) along the training of this seed:
+Measured with figure 15's MMD^2 (Gaussian kernel h = 0.2, units of 1e-4; 8 blocks of 1000
+samples by RK4 with 8 steps; the noise floor is 0 +- 1.5 there) along the training of this seed:
 
-- checkerboard: batch 256 reaches 16, 11.6, 11.5 after 10k, 15k, 20k steps (rounded squares);
-  batch 1024 reaches 7.2, 5.1, 2.5 (square corners); lr 5e-3 at batch 256: 9.6 after 20k;
-  hidden widths 128 at batch 256: 6.0 after 20k (2.5 times the cost per step); lr 4e-3 at
-  batch 1024: 5.9, 5.4, 2.2 after 10k, 15k, 20k;
-- spirals: batch 256: 14.9, 10.8, 9.6 after 10k, 15k, 20k (the centre filled in); batch 1024:
-  9.4, 6.5, 2.5;
-- rings: batch 256: 45.6, 8.0, 5.0 after 10k, 15k, 20k; batch 1024: 4.8, 1.9, 1.7 (floor 1.1 +- 0.3);
-- moons: batch 256: 11.9, 12.3, 7.9 after 4k, 6k, 8k; batch 1024: 4.5, 5.7, 7.0 after 5k, 7.5k, 10k
-  (a plateau: Adam's constant step size keeps the parameters moving);
-- 8gaussians: batch 256: 27, 16, 18 after 4k, 6k, 8k; batch 1024: 9.9, 6.0, 10.9 (the same
-  plateau, lower with the larger batch; the floor is 0 +- 0.4 there);
-- cross: batch 256: 3.1, 3.4, 2.9 after 4k, 6k, 8k.
+- with a constant step size, the quality of the noise-limited data sets jumps from step to
+  step (moons at batch 256: 17.4, 14.0, 29.5, 18.9 after 3k, 4k, 5k, 6k steps; 8gaussians:
+  10.3, 30.9, 9.6, 13.3), because Adam's constant step keeps the parameters moving; the
+  step size falling over the last 40% of the steps settles them: moons 10.4 and 8gaussians
+  7.9 after 4k steps (7.6 for 8gaussians at 6000 steps of batch 1024, constant, six times
+  the cost); an average of the parameters (decay 0.999) did not help (20.0 and 12.7);
+- checkerboard and spirals are limited by the optimisation, not by noise: at batch 256 with
+  the fall, 12.9 and 12.4 after 12k steps (constant: 11.6 and 10.8 after 15k); batch 1024
+  reaches 2.5 for both after 20k steps, but at four times the cost per step: at equal cost
+  batch 256 is ahead (batch 1024 after 6k steps: 13.2 and 16.6);
+- rings at batch 256, constant: 45.7, 27.9, 16.3, 7.4 after 10k, 12k, 13.5k, 15k steps;
+- cross: 4.3, 2.4, 1.7, 4.5 after 2k, 3k, 4k, 5k (near the floor from 3k on)."""
 
-A step decay of the learning rate did not help the checkerboard (batch 256, 10k steps at
-2e-3 then 5k at 2e-4: 13.3, against 11.6 at a constant 2e-3): the larger batch did."""
-
-QUICK_BUDGET = Budget(QUICK_STEPS, SETTINGS["batch_size"], SETTINGS["lr"])
+QUICK_BUDGET = Budget(QUICK_STEPS, SETTINGS["batch_size"], SETTINGS["lr"], 0.0)
 """The budget of every model in quick mode (a smoke test, not a trained model)."""
 
 
@@ -107,7 +107,8 @@ OT_STEPS, OT_BATCH = 2000, 128
 exact OT costs O(batch^3) per step (about 20 ms at 256, 3 ms at 128)."""
 
 
-def trained_model(name, n_steps, seed=0, ot_pairing=False, batch_size=SETTINGS["batch_size"], lr=SETTINGS["lr"]):
+def trained_model(name, n_steps, seed=0, ot_pairing=False, batch_size=SETTINGS["batch_size"], lr=SETTINGS["lr"],
+                  lr_decay=0.0):
     """Train (once per process) a CFM velocity field on the toy data set ``name``.
 
     Args:
@@ -117,6 +118,7 @@ def trained_model(name, n_steps, seed=0, ot_pairing=False, batch_size=SETTINGS["
         ot_pairing: pair each minibatch by exact OT.
         batch_size: minibatch size (default that of ``SETTINGS``).
         lr: Adam's step size (default that of ``SETTINGS``).
+        lr_decay: the fraction of the last steps over which it falls towards 0 (default 0: constant).
 
     Returns:
         a ``TrainedModel`` (shared between callers: do not modify its arrays). Its
@@ -125,16 +127,17 @@ def trained_model(name, n_steps, seed=0, ot_pairing=False, batch_size=SETTINGS["
         steps (``losses[-len(tail):]`` were taken at them); the final parameters are ``params``.
     """
     # one cache key per model, however the arguments were passed
-    return _trained_model(name, int(n_steps), int(seed), bool(ot_pairing), int(batch_size), float(lr))
+    return _trained_model(name, int(n_steps), int(seed), bool(ot_pairing), int(batch_size), float(lr), float(lr_decay))
 
 
 @cached_per_mode
-def _trained_model(name, n_steps, seed, ot_pairing, batch_size, lr):
+def _trained_model(name, n_steps, seed, ot_pairing, batch_size, lr, lr_decay):
     rng = onp.random.default_rng(seed)
     data = make_dataset(name, N_DATA, rng)
     keep = set(checkpoint_steps(n_steps))
     checkpoints, tail = [], []
-    label = f"CFM on {name} ({n_steps} steps, batch {batch_size}, lr {lr:g}{', OT pairing' if ot_pairing else ''})"
+    label = (f"CFM on {name} ({n_steps} steps, batch {batch_size}, lr {lr:g}"
+             f"{f', falling over the last {lr_decay:.0%}' if lr_decay else ''}{', OT pairing' if ot_pairing else ''})")
     progress = Progress(label, n_steps, enabled=n_steps > QUICK_STEPS)  # quick-mode models stay silent
 
     def record(params, step, loss):
@@ -145,7 +148,7 @@ def _trained_model(name, n_steps, seed, ot_pairing, batch_size, lr):
         progress.update(step + 1, loss)
 
     params, losses = train_cfm(data, LinearInterpolationPath(), n_steps, batch_size=batch_size, hidden=HIDDEN,
-                               lr=lr, rng=rng, ot_pairing=ot_pairing, callback=record)
+                               lr=lr, rng=rng, ot_pairing=ot_pairing, callback=record, lr_decay=lr_decay)
     progress.close()
     return TrainedModel(params, losses, tuple(checkpoints), tuple(tail))
 
@@ -153,4 +156,4 @@ def _trained_model(name, n_steps, seed, ot_pairing, batch_size, lr):
 def budget_model(name, quick=False):
     """The model of data set ``name`` trained with its ``budget(name, quick)`` (seed 0)."""
     b = budget(name, quick)
-    return trained_model(name, b.n_steps, batch_size=b.batch_size, lr=b.lr)
+    return trained_model(name, b.n_steps, batch_size=b.batch_size, lr=b.lr, lr_decay=b.lr_decay)

@@ -132,7 +132,7 @@ def main(out_dir, quick=False):
                 samples(ax, make_dataset(name, n_show, rng), color=GREY, size=2.5, alpha=0.5)
                 ax.set_title(f"{name}\n{b.n_steps} steps, batch {b.batch_size}\nfloor {floor[0] / UNIT:.1f} ± "
                              f"{floor[1] / UNIT:.1f}")
-                lrs.add(b.lr)
+                lrs.add((b.lr, b.lr_decay))
             else:
                 x = sample_model(params, n * n_blocks, onp.random.default_rng(x0_seed), method=method, n_steps=N_ODE)
                 q = sample_quality(x, name, n_blocks, rng, floor)
@@ -147,7 +147,9 @@ def main(out_dir, quick=False):
                 ax.set_ylabel(label)
             if i == len(rows) - 1:
                 ax.set_xlabel("x_1")
-    fig.suptitle(f"Samples of CFM models (linear path; Adam, lr {', '.join(f'{lr:g}' for lr in sorted(lrs))}), "
+    schedule = ", ".join(f"lr {lr:g}" + (f" falling to 0 over the last {decay:.0%} of the steps" if decay else "")
+                         for lr, decay in sorted(lrs))
+    fig.suptitle(f"Samples of CFM models (linear path; Adam, {schedule}), "
                  f"Euler against RK4 with {N_ODE} steps (lecture: Flow Matching In Practice, step 5); "
                  f"{min(N_SHOW, n * n_blocks)} samples per panel{' (quick mode: untrained)' if quick else ''}\n"
                  f"MMD² (units of {UNIT:.0e}, Gaussian kernel h = {H}) to fresh data, mean ± SE over {n_blocks} blocks "

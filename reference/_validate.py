@@ -340,16 +340,19 @@ def refuse_non_finite(result, what, large=None, small=None):
         large: ``{name: array}``, inputs whose size can overflow the result (points).
         small: ``{name: array}``, scales whose smallness can overflow it (a standard
             deviation). The message names the input furthest from 1 on a log scale.
+            An entry may be a callable returning the array, computed only for the message.
     """
     value = getval(result)
     if onp.all(onp.isfinite(value)):
         return result
     scores = {}
     for key, arr in (large or {}).items():
+        arr = arr() if callable(arr) else arr
         a = onp.abs(onp.asarray(getval(arr), dtype=onp.float64))
         m = float(a.max()) if a.size else 0.0
         scores[key] = (onp.log10(m) if m > 0 else -onp.inf, f"|{key}| up to {m:.3g}")
     for key, arr in (small or {}).items():
+        arr = arr() if callable(arr) else arr
         a = onp.abs(onp.asarray(getval(arr), dtype=onp.float64))
         m = float(a.min()) if a.size else 1.0
         scores[key] = (-onp.log10(m) if m > 0 else onp.inf, f"{key} down to {m:.3g}")

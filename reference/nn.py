@@ -214,7 +214,7 @@ def mlp_apply(params, h, activation="silu"):
         raise ValueError(f"h must have shape (n, {d_in}) for this network (params), got {np.shape(h)}")
     with onp.errstate(over="ignore", invalid="ignore"):
         out = _mlp_apply(params, h, sigma)
-    return refuse_non_finite(out, "the network's output", large={"h": h, "params": _leaves(params)})
+    return refuse_non_finite(out, "the network's output", large={"h": h, "params": lambda: _leaves(params)})
 
 
 def _leaves(params):
@@ -268,7 +268,7 @@ def velocity_apply(params, x, t, activation="silu"):
     t = as_time(t, n, like="x")
     with onp.errstate(over="ignore", invalid="ignore"):
         v = _velocity_apply(params, x, t, sigma)
-    return refuse_non_finite(v, "v_theta(x, t)", large={"x": x, "params": _leaves(params)})
+    return refuse_non_finite(v, "v_theta(x, t)", large={"x": x, "params": lambda: _leaves(params)})
 
 
 def _velocity_apply(params, x, t, sigma=_silu):

@@ -294,7 +294,7 @@ def test_flat_adam_is_autograds_adam_bit_for_bit(seed, n_iters, lr):
 @pytest.mark.parametrize("path, ot", [(LINEAR, False), (LINEAR, True), (ConicalGaussianPath(), False),
                                       (OptimalTransportPath(1e-2), False), (LinearInterpolationPath(0.3), False)])
 def test_fused_and_readable_engines_train_the_same_model(moons, path, ot):
-    kwargs = dict(batch_size=32, hidden=(8, 8), lr=1e-2, ot_pairing=ot)
+    kwargs = dict(batch_size=32, hidden=(8, 8), lr=1e-2, ot_pairing=ot, lr_decay=0.3)
     fused, l_fused = train_cfm(moons, path, 60, rng=np.random.default_rng(11), fused=True, **kwargs)
     plain, l_plain = train_cfm(moons, path, 60, rng=np.random.default_rng(11), fused=False, **kwargs)
     np.testing.assert_allclose(l_fused, l_plain, rtol=1e-12)
@@ -302,7 +302,7 @@ def test_fused_and_readable_engines_train_the_same_model(moons, path, ot):
         np.testing.assert_allclose(Wf, Wp, rtol=1e-10, atol=1e-13)
         np.testing.assert_allclose(bf, bp, rtol=1e-10, atol=1e-13)
     # negative control: one step more moves the parameters by far more than that tolerance
-    more, _ = train_cfm(moons, path, 61, rng=np.random.default_rng(11), fused=True, **kwargs)
+    more, _ = train_cfm(moons, path, 61, rng=np.random.default_rng(11), fused=True, **dict(kwargs, lr_decay=0.0))
     assert not np.allclose(more[0][0], fused[0][0], rtol=1e-10, atol=1e-13)
 
 
@@ -342,3 +342,40 @@ def test_velocity_network_is_velocity_apply_and_differentiable(moons):
     g = lambda y: np.sum(velocity_apply(params, y, 0.5) ** 3)  # noqa: E731
     np.testing.assert_allclose(grad(lambda y: np.sum(grad(f)(y) ** 2))(x), grad(lambda y: np.sum(grad(g)(y) ** 2))(x),
                                rtol=1e-12)
+
+
+# ---------------------------------------------------------------- the step size's fall (lr_decay)
+
+
+def test_step_size_is_constant_then_falls_linearly_to_the_last_step():
+    from reference.train import step_size
+
+    n, lr = 10, 0.5
+    assert [step_size(lr, k, n) for k in range(n)] == [lr] * n  # lr_decay = 0: constant
+    sizes = [step_size(lr, k, n, lr_decay=0.4) for k in range(n)]  # K = 6: constant before, then lr (10 - k) / 4
+    np.testing.assert_allclose(sizes, [lr] * 6 + [lr * (n - k) / 4 for k in range(6, n)], rtol=1e-15)
+    assert sizes[-1] == lr / 4 > 0
+    np.testing.assert_allclose([step_size(lr, k, n, 1.0) for k in range(n)], lr * (n - np.arange(n)) / n, rtol=1e-15)
+    # continuous at K = 6 (lr there), then falling
+    assert sizes[5] == sizes[6] == lr > sizes[7]
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_lr_decay_is_the_schedule_of_cfm_steps_in_both_engines(moons, fused):
+    from reference.nn import velocity_init
+    from reference.train import cfm_step, step_size
+
+    n, kwargs = 12, dict(batch_size=16, hidden=(8,), lr=1e-2)
+    params, losses = train_cfm(moons, LINEAR, n, rng=np.random.default_rng(3), fused=fused, lr_decay=0.5, **kwargs)
+    # the same run by hand: the initial parameters, then each step with its step size
+    rng = np.random.default_rng(3)
+    step, current = cfm_step(moons, LINEAR, velocity_init(2, (8,), rng), 16, 1e-2, rng, fused=fused)
+    by_hand = [step(step_size(1e-2, k, n, 0.5)) for k in range(n)]
+    np.testing.assert_array_equal(losses, by_hand)
+    for (W, b), (Wh, bh) in zip(params, current()):
+        np.testing.assert_array_equal(W, Wh)
+    # negative control: the constant step size trains other parameters
+    constant, _ = train_cfm(moons, LINEAR, n, rng=np.random.default_rng(3), fused=fused, **kwargs)
+    assert not np.allclose(constant[0][0], params[0][0], rtol=1e-10)
+    with pytest.raises(ValueError, match="lr_k"):
+        step(-1.0)

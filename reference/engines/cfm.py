@@ -18,6 +18,7 @@ import autograd.numpy as np
 import numpy as onp
 from autograd import value_and_grad
 
+from .._validate import check_real
 from ..nn import _mlp_unflatten, mlp_flatten
 from .adam import FlatAdam
 from .mlp import _mlp_apply_flat
@@ -63,8 +64,9 @@ def _cfm_step(data, path, params, batch_size, lr, rng, ot_pairing):
         h[:, :d], h[:, d] = x, t
         return loss_and_grad(theta, h, path.velocity(x, t, z))
 
-    def step():
-        value, g = _loss_of_step(compute, optimizer.k, lr)
+    def step(step_lr=None):
+        optimizer.lr = lr if step_lr is None else check_real(step_lr, "lr_k", low=0.0, low_open=True)
+        value, g = _loss_of_step(compute, optimizer.k, optimizer.lr)
         optimizer._step(g)
         return value
 

@@ -236,7 +236,7 @@ def coupling_forward(params, x, perm=None):
     with onp.errstate(over="ignore", invalid="ignore"):
         s = _scale(params, x1)
         y2 = x2 * np.exp(s) + _translation(params, x1)
-    y = np.concatenate([x1, refuse_non_finite(y2, "phi(x)", large={"x": x, "t(x_{1:d'})": _translation(params, getval(x1))})],
+    y = np.concatenate([x1, refuse_non_finite(y2, "phi(x)", large={"x": x, "t(x_{1:d'})": lambda: _translation(params, getval(x1))})],
                        axis=1)
     if perm is not None:
         y = y[:, onp.argsort(perm)]
@@ -264,7 +264,7 @@ def coupling_inverse(params, y, perm=None):
     with onp.errstate(over="ignore", invalid="ignore"):
         s = _scale(params, y1)
         x2 = (y2 - _translation(params, y1)) * np.exp(-s)
-    x2 = refuse_non_finite(x2, "phi^{-1}(y)", large={"y": y, "t(y_{1:d'})": _translation(params, getval(y1))})
+    x2 = refuse_non_finite(x2, "phi^{-1}(y)", large={"y": y, "t(y_{1:d'})": lambda: _translation(params, getval(y1))})
     x = np.concatenate([y1, x2], axis=1)
     if perm is not None:
         x = x[:, onp.argsort(perm)]
