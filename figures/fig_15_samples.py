@@ -111,6 +111,16 @@ def sample_quality(x, name, n_blocks, rng, floor):
     return Quality(value, se, *floor)
 
 
+def _schedule_text(schedules):
+    """Adam's step sizes of ``{(name, lr, lr_decay)}`` in a few words: the common lr, the exceptions by name, the fall."""
+    lrs = [lr for _, lr, _ in schedules]
+    common = max(set(lrs), key=lrs.count)
+    others = sorted((name, lr) for name, lr, _ in schedules if lr != common)
+    text = f"lr {common:g}" + (" (" + ", ".join(f"{name} {lr:g}" for name, lr in others) + ")" if others else "")
+    decays = sorted({decay for _, _, decay in schedules if decay})
+    return text + "".join(f"; * falling to 0 over the last {decay:.0%} of the steps" for decay in decays)
+
+
 @projected
 def main(out_dir, quick=False):
     n, n_blocks = (QUICK_BLOCK, QUICK_BLOCKS) if quick else (N_BLOCK, N_BLOCKS)
@@ -130,9 +140,10 @@ def main(out_dir, quick=False):
             ax = axes[i, j]
             if method is None:
                 samples(ax, make_dataset(name, n_show, rng), color=GREY, size=2.5, alpha=0.5)
-                ax.set_title(f"{name}\n{b.n_steps} steps, batch {b.batch_size}\nfloor {floor[0] / UNIT:.1f} ± "
+                ax.set_title(f"{name}\n{b.n_steps} steps{' *' if b.lr_decay else ''}, batch {b.batch_size}\n"
+                             f"floor {floor[0] / UNIT:.1f} ± "
                              f"{floor[1] / UNIT:.1f}")
-                lrs.add((b.lr, b.lr_decay))
+                lrs.add((name, b.lr, b.lr_decay))
             else:
                 x = sample_model(params, n * n_blocks, onp.random.default_rng(x0_seed), method=method, n_steps=N_ODE)
                 q = sample_quality(x, name, n_blocks, rng, floor)
@@ -147,12 +158,11 @@ def main(out_dir, quick=False):
                 ax.set_ylabel(label)
             if i == len(rows) - 1:
                 ax.set_xlabel("x_1")
-    schedule = ", ".join(f"lr {lr:g}" + (f" falling to 0 over the last {decay:.0%} of the steps" if decay else "")
-                         for lr, decay in sorted(lrs))
-    fig.suptitle(f"Samples of CFM models (linear path; Adam, {schedule}), "
-                 f"Euler against RK4 with {N_ODE} steps (lecture: Flow Matching In Practice, step 5); "
-                 f"{min(N_SHOW, n * n_blocks)} samples per panel{' (quick mode: untrained)' if quick else ''}\n"
-                 f"MMD² (units of {UNIT:.0e}, Gaussian kernel h = {H}) to fresh data, mean ± SE over {n_blocks} blocks "
+    fig.suptitle(f"Samples of CFM models (linear path; Adam, {_schedule_text(lrs)}"
+                 f"{'; quick mode: untrained' if quick else ''}), "
+                 f"Euler against RK4 with {N_ODE} steps\n(lecture: Flow Matching In Practice, step 5); "
+                 f"{min(N_SHOW, n * n_blocks)} samples per panel. "
+                 f"MMD² (units of {UNIT:.0e}, Gaussian kernel h = {H}) to fresh data,\nmean ± SE over {n_blocks} blocks "
                  f"of {n}; floor = the same between two draws of the data; at the floor = within {K_SE:g} SE",
                  fontsize=12)
     return [save(fig, out_dir, "fig_15_samples.png")]

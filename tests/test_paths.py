@@ -346,3 +346,19 @@ PAIR = (np.zeros((2, 2)), np.ones((2, 2)))
 def test_bad_input_is_refused_with_a_clear_message(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+@pytest.mark.parametrize("path", [LinearInterpolationPath(), LinearInterpolationPath(0.3), ConicalGaussianPath(),
+                                  OptimalTransportPath(1e-2), OptimalTransportPath(0.5)], ids=repr)
+def test_the_slopes_of_affine_schedules_are_autograds_derivatives(path):
+    import copy
+
+    t = np.linspace(0.0, 1.0, 33)
+    by_autograd = copy.copy(path)
+    by_autograd._slopes = None  # the base class's autograd derivatives of the same schedules
+    for mine, theirs in zip(path.schedules(t)[1], by_autograd.schedules(t)[1]):
+        np.testing.assert_array_equal(mine, theirs)
+    # negative control: a slope of the wrong sign is seen
+    wrong = copy.copy(path)
+    wrong._slopes = tuple(-s for s in path._slopes)
+    assert not all(np.array_equal(a, b) for a, b in zip(wrong.schedules(t)[1], by_autograd.schedules(t)[1]))
