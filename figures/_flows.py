@@ -15,7 +15,7 @@ from reference.distributions import make_dataset
 from reference.flows.chain import realnvp_init, realnvp_logpdf
 from reference.train import train_mle
 
-MOONS = {"n_data": 8000, "n_layers": 6, "hidden": (64,), "lr": 5e-3, "batch_size": 256, "n_steps": 600}
+MOONS = {"n_data": 8000, "n_layers": 6, "hidden": (64,), "lr": 5e-3, "batch_size": 256, "n_steps": 800}
 """The RealNVP of Figures 1 and 3: 6 affine couplings with one hidden layer of 64 tanh units."""
 
 

@@ -490,7 +490,7 @@ def cfm_step(data, path, params, batch_size=256, lr=1e-3, rng=None, ot_pairing=F
 
 
 def step_size(lr, k, n_steps, lr_decay=0.0):
-    """Adam's step size at step ``k`` of ``n_steps``: ``lr``, then falling linearly over the last ``lr_decay`` of the steps
+    """Adam's step size at step k: lr, then falling linearly over the last lr_decay of the steps  [lecture: Flow Matching In Practice, step 4]
 
         lr_k = lr                                     for k <  K = (1 - lr_decay) n_steps,
         lr_k = lr (n_steps - k) / (n_steps - K)       for k >= K   (lr / (n_steps - K) at the last step).

@@ -215,7 +215,8 @@ def test_the_density_of_a_nonlinear_cnf_integrates_to_one(seed):
 
 # dopri5 is left to the next test: on these nonlinear fields its gap nears its slope slowly
 # (about 4.6 between 8 and 32 steps, with errors already near 1e-11)
-@pytest.mark.parametrize("method", ["euler", "midpoint", pytest.param("rk4", marks=pytest.mark.slow)])  # rk4: about 10 s
+@pytest.mark.parametrize("method", ["euler", pytest.param("midpoint", marks=pytest.mark.slow),
+                                    pytest.param("rk4", marks=pytest.mark.slow)])  # about 5 s and 10 s
 @FEW
 @given(seeds, st.integers(1, 4))
 def test_the_likelihood_computed_while_sampling_converges_to_the_one_from_the_sample(method, seed, d):
