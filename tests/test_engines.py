@@ -296,11 +296,15 @@ def test_workspace_reuses_its_buffers_and_gives_the_same_numbers(rng):
     h = rng.normal(size=(5, 3))
     ws = {}
     first = mlp_apply_flat(theta, h, sizes, workspace=ws).copy()
+    loss = lambda th: anp.sum(mlp_apply_flat(th, h, sizes, workspace=ws) ** 2)  # noqa: E731
+    g_ws = grad(loss)(theta)  # the backward pass adds its buffers to the forward pass's
     buffers = {k: id(v) for k, v in ws.items() if isinstance(v, np.ndarray)}
-    g_ws = grad(lambda th: anp.sum(mlp_apply_flat(th, h, sizes, workspace=ws) ** 2))(theta)
+    g_again = grad(loss)(theta)
     g_plain = grad(lambda th: anp.sum(mlp_apply_flat(th, h, sizes) ** 2))(theta)
     np.testing.assert_array_equal(first, mlp_apply_flat(theta, h, sizes))
     np.testing.assert_array_equal(g_ws, g_plain)
+    np.testing.assert_array_equal(g_again, g_plain)
+    assert g_again is not g_ws and not np.shares_memory(g_again, g_ws)  # each gradient a new array
     assert {k: id(v) for k, v in ws.items() if isinstance(v, np.ndarray)} == buffers  # no new buffers
 
 
@@ -442,3 +446,21 @@ def test_editing_the_network_changes_the_readable_figures(tmp_path, monkeypatch)
     figures = _figures_with_and_without(tanh_network, "fig_16_animation", tmp_path, monkeypatch)
     assert _differ(*figures[True])
     assert not _differ(*figures[False])
+
+
+@pytest.mark.parametrize("sigma", [0.0, 0.3])
+def test_the_engines_linear_batch_is_cfm_batch_and_the_paths_velocity(sigma):
+    from reference.engines.cfm import _linear_batch
+    from reference.train import _cfm_batch
+
+    path, data = LinearInterpolationPath(sigma), np.random.default_rng(2).normal(size=(50, 3))
+    t, z, x = _cfm_batch(path, data, 17, np.random.default_rng(9), False)
+    h = np.empty((17, 4))
+    t_fast, u_fast = _linear_batch(sigma, data, 17, np.random.default_rng(9), h)
+    np.testing.assert_array_equal(t_fast, t)
+    np.testing.assert_array_equal(h[:, :3], x)
+    np.testing.assert_array_equal(h[:, 3], t)
+    np.testing.assert_array_equal(u_fast, path.velocity(x, t, z))
+    # negative control: another generator state draws another batch
+    _linear_batch(sigma, data, 17, np.random.default_rng(10), h)
+    assert not np.array_equal(h[:, :3], x)

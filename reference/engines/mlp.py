@@ -187,19 +187,32 @@ def _mlp_apply_flat_vjp(argnum):
                     "mlp_apply_flat: the workspace was used by another call before this call's gradient "
                     "was taken, which overwrote the trace it needs; give each call its own workspace"
                 )
-            grads = [None] * len(layers)
+            # every (n, width) intermediate lives in the workspace: a batch of 256 x 64 float64 is
+            # glibc's mmap threshold, and fresh arrays of that size are page-faulted at every step
+            flat = onp.empty(onp.shape(theta)[0]) if argnum == 0 else None  # the result: a new array
+            grads = _mlp_unflatten(flat, sizes) if argnum == 0 else None
             delta = g  # d loss / d (pre-activation) of the current layer
             for k in range(len(layers) - 1, -1, -1):
                 W, _ = layers[k]
                 if argnum == 0:
-                    grads[k] = (inputs[k].T @ delta, delta.sum(axis=0))  # dW = h^T delta, db = 1^T delta
+                    gW, gb = grads[k]
+                    onp.matmul(inputs[k].T, delta, out=gW)  # dW = h^T delta
+                    onp.sum(delta, axis=0, out=gb)          # db = 1^T delta
                 if k == 0:
                     break
                 s, h_k = (_view(trace, span) for span in spans[k - 1])
-                delta = (delta @ W.T) * (s + h_k * (1.0 - s))  # back through silu: silu'(a) = s + h (1 - s)
+                width = W.shape[0]
+                back = _buffer(workspace, ("delta", n, k), n * width).reshape(n, width)
+                slope = _buffer(workspace, ("slope", n, k), n * width).reshape(n, width)
+                onp.matmul(delta, W.T, out=back)
+                onp.subtract(1.0, s, out=slope)
+                slope *= h_k
+                slope += s                                  # silu'(a) = s + h (1 - s)
+                back *= slope                               # back through silu
+                delta = back
             if argnum == 1:
                 return delta @ layers[0][0].T
-            return onp.concatenate([onp.concatenate([onp.ravel(gW), gb]) for gW, gb in grads])
+            return flat
         return vjp
     return make_vjp
 
