@@ -26,10 +26,14 @@ READABLE_VARIABLE = "REFERENCE_READABLE"
 """The environment variable that routes every computation of ``reference`` through its readable formulas."""
 
 
-SEPARATE = ("fig_15_samples",)
-"""Figures made in a second process beside the others when the machine has two cores or
-more: figure 15 trains its own six models (about half the main job's work) and shares
-nothing with the other figures or the claims, so the two halves take about the same time."""
+SEPARATE = ("fig_14_ot_paths", "fig_15_samples")
+"""Figures made in a second process, beside the others, when the machine has two cores or
+more: figure 15 trains its own six models (most of the main job's work) and figure 14 its
+own pair; neither shares a model with the other figures or the claims, so the two halves
+of the work take about the same time."""
+
+SEPARATE_QUICK = SEPARATE + ("fig_01_pushforward", "fig_03_realnvp", "fig_05_ode_orders")
+"""The same in quick mode, where drawing costs more than training (figures 1 and 3 share a fit)."""
 
 
 def _cores():
@@ -41,40 +45,42 @@ def _cores():
 
 
 class _Separate:
-    """A figure made by ``python -m figures.<name> --out DIR`` in a child process; ``finish`` waits for it."""
+    """Figures made by ``python -m figures --only NAME ... --one-process`` in a child process; ``finish`` waits."""
 
-    def __init__(self, name, out, quick):
-        self.name, self.start = name, time.perf_counter()
+    def __init__(self, names, out, quick):
+        self.names = list(names)
         root = Path(__file__).resolve().parent.parent
         env = dict(os.environ)  # REFERENCE_READABLE included
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
         self.output = tempfile.TemporaryFile(mode="w+")
-        # its progress lines (stderr) show as they come; its result (stdout) when it is done
-        self.process = subprocess.Popen(self.command(name, out, quick), cwd=root, env=env, stdout=self.output, text=True)
+        # its progress lines (stderr) show as they come; its results (stdout) when it is done
+        self.process = subprocess.Popen(self.command(self.names, out, quick), cwd=root, env=env,
+                                        stdout=self.output, text=True)
 
     @staticmethod
-    def command(name, out, quick):
-        """The figure's own command line."""
-        return [sys.executable, "-m", f"figures.{name}", "--out", str(out)] + (["--quick"] if quick else [])
+    def command(names, out, quick):
+        """The child's command line: the main job on these figures alone, in one process."""
+        return ([sys.executable, "-m", "figures", "--only", *names, "--out", str(out), "--no-claims", "--one-process"]
+                + (["--quick"] if quick else []))
 
     def stop(self):
-        """Kill the process if it still runs."""
+        """Kill the child if it still runs."""
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
 
     def finish(self):
-        """Wait for the figure, print what it wrote; whether it succeeded."""
+        """Wait for the figures, print what they wrote; whether all were made."""
         code = self.process.wait()
         self.output.seek(0)
         lines = self.output.read().splitlines()
         self.output.close()
         if code != 0:
-            print(f"\n{self.name} (second process) failed with status {code}:\n" + "\n".join(lines), flush=True)
+            print(f"\nthe second process ({', '.join(self.names)}) failed with status {code}:\n" + "\n".join(lines),
+                  flush=True)
             return False
-        done = [line for line in lines if line.startswith("done in")]
-        shown = ", ".join(Path(line).name for line in lines if line.endswith((".png", ".gif")))
-        print(f"\n{self.name} (second process): {done[-1] if done else ''} -> {shown}", flush=True)
+        print("\nmade in the second process:\n" + "\n".join(line for line in lines if line.startswith(("[", "    "))),
+              flush=True)
         return True
 
 
@@ -94,6 +100,9 @@ def parse_args(argv=None):
                         help="only these figures (names as in figures/); writes into a scratch folder")
     parser.add_argument("--no-claims", action="store_true", help="skip the claims table")
     parser.add_argument("--no-figures", action="store_true", help="skip the figures")
+    parser.add_argument("--one-process", action="store_true",
+                        help="make every figure in this process (by default, with two cores or more, the "
+                             "figures that train their own models are made in a second process)")
     parser.add_argument("--verbose", action="store_true",
                         help="claims tables with the formula measured and how each bound was set")
     args = parser.parse_args(argv)
@@ -133,10 +142,14 @@ def _run(args, separate):
         out, scratch = output_folder(args.out, committed=not (args.quick or args.only))
         print(f"writing into {'the scratch folder ' if scratch else ''}{out}"
               + (" (use --out to choose)" if scratch else ""), flush=True)
-        apart = [n for n in names if n in SEPARATE] if len(names) > 1 and _cores() >= 2 else []
+        separable = SEPARATE_QUICK if args.quick else SEPARATE
+        apart = [n for n in names if n in separable]
+        if args.one_process or all(n in separable for n in names) or _cores() < 2:
+            apart = []
         for name in apart:
             print(f"[{names.index(name) + 1}/{len(names)}] {name}: in a second process, beside the others", flush=True)
-            separate.append(_Separate(name, out, args.quick))
+        if apart:
+            separate.append(_Separate(apart, out, args.quick))
         for i, name in enumerate(names, 1):
             if name in apart:
                 continue

@@ -112,10 +112,11 @@ def test_main_job_writes_where_out_says(fake_figure, tmp_path, scratch_root, cap
 
 
 def _child_writes(name):
-    """A command line standing for ``python -m figures.<name>``: it writes the file and prints as run_figure does."""
-    def command(_name, out, quick):
+    """A command line standing for the second process: it writes the file and prints as the main job does."""
+    def command(names, out, quick):
+        assert names == [name]
         code = (f"import pathlib, sys; p = pathlib.Path({str(out)!r}) / '{name}.png'; p.write_bytes(b'x'); "
-                f"print(p); print('done in 0.0 s'); print('quick' if {quick} else 'full', file=sys.stderr)")
+                f"print('[1/1] {name} ...'); print('    0.0 s -> {name}.png'); print('quick' if {quick} else 'full', file=sys.stderr)")
         return [sys.executable, "-c", code]
     return command
 
@@ -123,15 +124,17 @@ def _child_writes(name):
 def test_main_job_makes_the_separate_figure_in_a_second_process_on_two_cores(fake_figure, monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(main_job, "figure_names", lambda: ["fig_99_fake", "fig_98_apart"])
     monkeypatch.setattr(main_job, "SEPARATE", ("fig_98_apart",))
+    monkeypatch.setattr(main_job, "SEPARATE_QUICK", ("fig_98_apart",))
     monkeypatch.setattr(main_job._Separate, "command", staticmethod(_child_writes("fig_98_apart")))
     monkeypatch.setattr(main_job, "_cores", lambda: 2)
     assert main_job.main(["--no-claims", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert fake_figure.calls == [(tmp_path, False)]  # the other figure, in this process
     assert (tmp_path / "fig_98_apart.png").exists()
-    assert "fig_98_apart: in a second process" in out and "fig_98_apart (second process): done in" in out
+    assert "fig_98_apart: in a second process" in out
+    assert "made in the second process:\n[1/1] fig_98_apart ...\n    0.0 s -> fig_98_apart.png" in out
     # on one core, or alone, it is made in this process like any other
-    for cores, argv in ((1, []), (2, ["--only", "fig_98_apart"])):
+    for cores, argv in ((1, []), (2, ["--only", "fig_98_apart"]), (2, ["--one-process"])):
         monkeypatch.setattr(main_job, "_cores", lambda cores=cores: cores)
         fake_figure.calls.clear()
         assert main_job.main(argv + ["--no-claims", "--out", str(tmp_path)]) == 0
@@ -141,12 +144,13 @@ def test_main_job_makes_the_separate_figure_in_a_second_process_on_two_cores(fak
 def test_main_job_exits_1_when_the_second_process_fails(fake_figure, monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(main_job, "figure_names", lambda: ["fig_99_fake", "fig_98_apart"])
     monkeypatch.setattr(main_job, "SEPARATE", ("fig_98_apart",))
+    monkeypatch.setattr(main_job, "SEPARATE_QUICK", ("fig_98_apart",))
     monkeypatch.setattr(main_job._Separate, "command",
-                        staticmethod(lambda name, out, quick: [sys.executable, "-c", "print('boom'); raise SystemExit(3)"]))
+                        staticmethod(lambda names, out, quick: [sys.executable, "-c", "print('boom'); raise SystemExit(3)"]))
     monkeypatch.setattr(main_job, "_cores", lambda: 2)
     assert main_job.main(["--no-claims", "--out", str(tmp_path)]) == 1
     out = capsys.readouterr().out
-    assert "fig_98_apart (second process) failed with status 3" in out and "boom" in out
+    assert "the second process (fig_98_apart) failed with status 3" in out and "boom" in out
 
 
 def test_single_figure_entry_writes_to_a_scratch_folder_unless_out(tmp_path, scratch_root, capsys):
