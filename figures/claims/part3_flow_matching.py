@@ -155,14 +155,19 @@ def check_theorem1_prior_average(quick):
                  1.0, op=">=", note=f"slope {slope:.3f}: the prior average converges to another field")
 
 
-@project
-def check_two_paths_same_field(quick):
+def _two_paths():
+    """20 data points, 200 points and times, and the conical path's marginal field there (eq. (10) with z = the data)."""
     rng = onp.random.default_rng(3)
     data = 2.0 * rng.standard_normal((20, 2))
     x = 2.0 * rng.standard_normal((200, 2))
     t = rng.uniform(0.0, 0.99, 200)
+    return data, x, t, marginal_velocity(ConicalGaussianPath(), x, t, data)
+
+
+@project
+def check_two_paths_same_field(quick):
+    data, x, t, conical = _two_paths()
     linear = EmpiricalOracle(data)  # linear path, sigma = 0, x0 integrated out by hand
-    conical = marginal_velocity(ConicalGaussianPath(), x, t, data)  # eq. (10) with z = the data
     diff = onp.abs(linear.velocity(x, t) - conical).max() / onp.abs(conical).max()
     return Claim("oracles", "linear (sigma 0), conical: same marginal u",
                  "max |u_linear (x0 integrated out) - u_conical (eq. (10))| / max |u|, 20 data points", diff, 1e-12,
@@ -171,11 +176,7 @@ def check_two_paths_same_field(quick):
 
 @project
 def check_two_paths_sigma_control(quick):
-    rng = onp.random.default_rng(3)
-    data = 2.0 * rng.standard_normal((20, 2))
-    x = 2.0 * rng.standard_normal((200, 2))
-    t = rng.uniform(0.0, 0.99, 200)
-    conical = marginal_velocity(ConicalGaussianPath(), x, t, data)
+    data, x, t, conical = _two_paths()
     diff = onp.abs(EmpiricalOracle(data, sigma=0.3).velocity(x, t) - conical).max() / onp.abs(conical).max()
     return Claim("oracles", "control: linear with sigma = 0.3 is not",
                  "max |u_linear, sigma = 0.3 - u_conical| / max |u|", diff, 1e-2, op=">=")
