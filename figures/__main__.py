@@ -1,11 +1,13 @@
 """The main job: regenerate every figure, then print the lecture's claims checked numerically.
 
-    python -m figures [--quick] [--readable] [--out DIR] [--only NAME ...] [--no-claims] [--no-figures] [--verbose]
+    python -m figures [--quick] [--readable] [--out DIR] [--only NAME ...] [--no-claims] [--no-figures]
+                      [--one-process] [--verbose]
 
 Every figure in full mode goes into figures/images/ (the committed figures); with
 --quick or --only the figures go into a new scratch folder (printed) unless --out says
 where. The claims are two tables: the lecture's claims, then the project's own checks.
-Exits with status 1 if any row of either fails.
+Exits with status 1 if any row of either fails. With two cores or more, the figures that
+train their own models are made in a second process beside the others.
 """
 
 import argparse
@@ -87,7 +89,7 @@ class _Separate:
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m figures", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.splitlines()[4:8]))
+                                     epilog="\n".join(__doc__.splitlines()[5:11]))
     parser.add_argument("--quick", action="store_true",
                         help="small sizes (smoke test), claims in quick mode; writes into a scratch folder")
     parser.add_argument("--readable", action="store_true",
