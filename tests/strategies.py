@@ -189,6 +189,20 @@ def coupling_layers(draw, min_d=2, max_d=6):
     return params, d, d_split
 
 
+@st.composite
+def velocity_networks(draw):
+    """``(params, x, t)``: a random ``velocity_init`` network (d in 1..4, one to three hidden layers of
+    1 to 9 units) with 1 to 6 points and times to evaluate it at."""
+    from reference.nn import velocity_init
+
+    d = draw(st.integers(1, 4))
+    hidden = tuple(draw(st.lists(st.integers(1, 9), min_size=1, max_size=3)))
+    params = velocity_init(d, hidden, np.random.default_rng(draw(seeds)))
+    rng = np.random.default_rng(draw(seeds))
+    n = draw(st.integers(1, 6))
+    return params, rng.normal(scale=2.0, size=(n, d)), rng.uniform(size=n)
+
+
 # -- the Gaussian-to-Gaussian path (tests/test_continuity.py, tests/test_cnf.py) ---------------
 
 

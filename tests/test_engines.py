@@ -28,7 +28,7 @@ from reference.autodiff import divergence
 from reference.engines.mlp import mlp_apply_flat, velocity_and_divergence_flat
 from reference.nn import mlp_apply, mlp_flatten, mlp_unflatten, velocity_apply, velocity_init
 from reference.paths import ConicalGaussianPath, LinearInterpolationPath, OptimalTransportPath
-from tests.strategies import seeds
+from tests.strategies import seeds, velocity_networks
 
 
 # ------------------------------------------------------------------ the switch
@@ -241,16 +241,6 @@ def test_the_variational_engines_equal_the_readable_chain_and_energies():
 
 
 # ------------------------------------------------------------------ the engine of the network
-
-
-@st.composite
-def velocity_networks(draw):
-    d = draw(st.integers(1, 4))
-    hidden = tuple(draw(st.lists(st.integers(1, 9), min_size=1, max_size=3)))
-    params = velocity_init(d, hidden, np.random.default_rng(draw(seeds)))
-    rng = np.random.default_rng(draw(seeds))
-    n = draw(st.integers(1, 6))
-    return params, rng.normal(scale=2.0, size=(n, d)), rng.uniform(size=n)
 
 
 @given(velocity_networks())

@@ -8,7 +8,7 @@ from autograd.test_util import check_grads
 from hypothesis import given, strategies as st
 
 from reference.nn import mlp_apply, mlp_init, silu, velocity_apply, velocity_init
-from tests.strategies import points, seeds
+from tests.strategies import points, seeds, velocity_networks
 
 
 def test_silu_equals_its_definition_and_does_not_overflow():
@@ -90,16 +90,6 @@ def test_bad_input_is_refused_with_a_clear_message(call, error, match):
 # ------------------------------------------------------------------ flat parameters
 
 from reference.nn import mlp_flatten, mlp_unflatten  # noqa: E402
-
-
-@st.composite
-def velocity_networks(draw):
-    d = draw(st.integers(1, 4))
-    hidden = tuple(draw(st.lists(st.integers(1, 9), min_size=1, max_size=3)))
-    params = velocity_init(d, hidden, np.random.default_rng(draw(seeds)))
-    rng = np.random.default_rng(draw(seeds))
-    n = draw(st.integers(1, 6))
-    return params, rng.normal(scale=2.0, size=(n, d)), rng.uniform(size=n)
 
 
 @given(velocity_networks())
