@@ -194,19 +194,14 @@ def train_mle(log_p1, params, data, n_steps, batch_size=256, lr=1e-3, rng=None, 
 
     loss_and_grad = value_and_grad(nll)
 
+    def compute(theta, step):
+        with onp.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return loss_and_grad(theta, step)
+
     def gradient(theta, step):
-        try:
-            with onp.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                value, g = loss_and_grad(theta, step)
-        except ValueError as err:
-            when = "at the start" if step == 0 else f"after {step} steps of lr = {lr:g}"
-            raise type(err)(f"the negative log-likelihood of the minibatch of data at step {step} (with params as they "
-                            f"were {when}) could not be computed: {err}") from err
-        if not onp.isfinite(value):
-            if step == 0:
-                raise ValueError(f"the negative log-likelihood is not finite ({value}) at the start: log_p1(params, x) "
-                                 "gives the first minibatch of data density 0, or data or params are too large for float64")
-            raise TrainingDiverged(f"the NLL became non-finite ({value}) at step {step}; lower lr (it was {lr:g})")
+        value, g = _checked_step(lambda: compute(theta, step), step, lr, "the negative log-likelihood", "the NLL",
+                                 "log_p1(params, x) gives the first minibatch of data density 0, or data or params "
+                                 "are too large for float64")
         losses[step] = value
         if callback is not None:
             callback(unflatten(theta), step, value)
@@ -416,18 +411,26 @@ def _loss_of_step(compute, k, lr):
     BLAS runs on one thread meanwhile: a minibatch's matrices are too small for its threads
     to pay, and on a machine shared with another process they would spin against it.
     """
-    try:
+    def guarded():
         with onp.errstate(over="ignore", invalid="ignore"), blas_single_threaded():
-            value, g = compute()
+            return compute()
+
+    return _checked_step(guarded, k, lr, "the CFM loss", "the CFM loss", "data or params are too large for float64")
+
+
+def _checked_step(compute, k, lr, loss, short, start_hint):
+    """``compute()`` -> ``(value, gradient)`` at step ``k``; a ``ValueError`` inside it, or a value that is
+    not finite, said with the step and ``lr`` (``TrainingDiverged`` after the first step)."""
+    try:
+        value, g = compute()
     except ValueError as err:
         when = "at the start" if k == 0 else f"after {k} steps of lr = {lr:g}"
-        raise type(err)(f"the CFM loss on the minibatch of data at step {k} (with params as they were "
+        raise type(err)(f"{loss} of the minibatch of data at step {k} (with params as they were "
                         f"{when}) could not be computed: {err}") from err
     if not onp.isfinite(value):
         if k == 0:
-            raise ValueError(f"the CFM loss is not finite ({value}) at the start: data or params are too large for "
-                             "float64")
-        raise TrainingDiverged(f"the CFM loss became non-finite ({value}) at step {k}; lower lr (it was {lr:g})")
+            raise ValueError(f"{loss} is not finite ({value}) at the start: {start_hint}")
+        raise TrainingDiverged(f"{short} became non-finite ({value}) at step {k}; lower lr (it was {lr:g})")
     return value, g
 
 
