@@ -12,6 +12,10 @@ one vector ``theta`` by ``nn.mlp_flatten``) is
 - ``VelocityNetwork``: the learned field as a callable for the ODE solvers, on blocks of
   the batch evaluated on two threads.
 
+Each hidden layer's bias and SiLU are one compiled pass on a vectorised exp
+(``_kernels``: NumPy's own exp is a scalar loop on CPUs without AVX-512), or NumPy's
+passes where numba is not available.
+
 Each computes the same numbers as the readable network to float64 rounding, and the
 same gradients (``tests/test_engines.py``; ``check_grads`` for the backward pass).
 """
@@ -25,6 +29,7 @@ from autograd.tracer import getval
 from .._validate import as_points, as_time, refuse_non_finite
 from ..autodiff import value_and_divergence
 from ..nn import _check_flat, _check_mlp, _mlp_unflatten, mlp_flatten, velocity_apply
+from ._kernels import _bias_sigmoid_silu, _bias_silu
 from .parallel import blas_single_threaded, parallel_map
 
 __all__ = ["mlp_apply_flat", "mlp_forward_flat", "velocity_and_divergence_flat", "VelocityNetwork"]
@@ -105,12 +110,7 @@ def _mlp_apply_flat(theta, h, sizes, workspace=None):
         for (W, b), (s_span, h_span) in zip(layers[:-1], spans):
             s, a = _view(trace, s_span), _view(trace, h_span)
             onp.matmul(h, W, out=a)
-            a += b                                  # a = h W + b
-            onp.negative(a, out=s)
-            onp.exp(s, out=s)
-            s += 1.0
-            onp.reciprocal(s, out=s)                # s = sigmoid(a) = 1 / (1 + e^-a)
-            a *= s                                  # h = silu(a) = a s  (in place of a)
+            _bias_sigmoid_silu(a, b, s)             # s = sigmoid(hW + b), h = silu(hW + b) in place of a
             h = a
     W, b = layers[-1]
     out = _view(trace, out_span)
@@ -127,8 +127,9 @@ def mlp_forward_flat(theta, h, sizes, workspace=None):
     The same map as ``mlp_apply``.
 
     Each hidden layer is ``a = h W + b`` then ``silu(a) = a / (1 + exp(-a))``, computed in
-    place in two buffers reused from ``workspace``: four passes over the layer instead of
-    the five of ``mlp_apply_flat``, which must also keep ``sigmoid(a)`` for its backward pass.
+    place in buffers reused from ``workspace``: the product by BLAS, the bias and the SiLU
+    in one compiled pass (``_kernels``; NumPy's passes without numba). ``mlp_apply_flat``
+    also keeps ``sigmoid(a)`` for its backward pass.
 
     Args:
         theta, sizes: flat parameters and layer widths (``mlp_flatten``).
@@ -160,11 +161,7 @@ def _mlp_forward_flat(theta, h, sizes, workspace=None):
             a = buffers[k % 2][: n * width].reshape(n, width)
             e = buffers[(k + 1) % 2][: n * width].reshape(n, width)  # free once h W is computed
             onp.matmul(h, W, out=a)
-            a += b                   # a = h W + b
-            onp.negative(a, out=e)
-            onp.exp(e, out=e)
-            e += 1.0                 # 1 + e^-a
-            a /= e                   # silu(a) = a / (1 + e^-a)
+            _bias_silu(a, b, e)      # silu(h W + b) = a / (1 + e^-a), in place of a
             h = a
     W, b = layers[-1]
     return h @ W + b
@@ -264,17 +261,17 @@ def _velocity_and_divergence_flat(theta, sizes, x, t):
     h = onp.empty((n, d + 1))
     h[:, :d] = x
     h[:, d] = t
-    W, b = layers[0]
-    a = h @ W + b
-    da = onp.broadcast_to(W[:d, None, :], (d, n, W.shape[1]))  # a_1' for each e_i, (d, n, h_1)
+    da = onp.broadcast_to(layers[0][0][:d, None, :], (d, n, sizes[1]))  # a_1' for each e_i, (d, n, h_1)
     with onp.errstate(over="ignore"):
-        for W, b in layers[1:]:
-            s = 1.0 / (1.0 + onp.exp(-a))  # sigmoid(a)
-            h = a * s  # silu(a)
-            dh = (s + h * (1.0 - s)) * da  # silu'(a) a'
-            a = h @ W + b
-            da = dh @ W
-    return a, sum(da[i, :, i] for i in range(d))  # the output's a_L is v, its a_L' is J e_i
+        for k, (W, b) in enumerate(layers[:-1]):
+            h = h @ W  # a_k - b_k
+            if k > 0:
+                da = dh @ W
+            s = onp.empty_like(h)
+            _bias_sigmoid_silu(h, b, s)  # s = sigmoid(a_k), h = silu(a_k) = a_k s
+            dh = (s + h * (1.0 - s)) * da  # silu'(a_k) a_k'
+    W, b = layers[-1]
+    return h @ W + b, sum((dh @ W)[i, :, i] for i in range(d))  # the output a_L is v, its a_L' is J e_i
 
 
 class VelocityNetwork:
