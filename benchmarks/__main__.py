@@ -17,7 +17,8 @@ Variants of a workload run alternately, round after round, in this one process; 
 table gives medians over rounds, their spread, and ratios to the PyTorch baseline and to
 the NumPy floor. PyTorch rows need the ``interop`` extra; without it they are left out
 and the table says so. The first line says where the run happened: CPU model, cores,
-load, Python, NumPy, and every BLAS library with its kernel and thread count.
+load, AVX2 and AVX-512, Python, NumPy, which SiLU layers the engines use (numba's compiled
+kernels or NumPy's passes), and every BLAS library with its kernel and thread count.
 
 ``--contention`` times every round twice, idle and with one CPU-bound process competing
 for the cores (classroom machines are shared), and adds the contended median and the

@@ -182,5 +182,26 @@ def machine_description():
         load = ", load average %.2f" % os.getloadavg()[0]
     except OSError:
         load = ""
-    return (f"{cpu}, {os.cpu_count()} logical cores{load}; Python {platform.python_version()}, "
-            f"NumPy {np.__version__}; thread pools: {'; '.join(pools) or 'none found'}")
+    return (f"{cpu}, {os.cpu_count()} logical cores{load}; {_vector_extensions()}; Python "
+            f"{platform.python_version()}, NumPy {np.__version__}; {_kernels_description()}; "
+            f"thread pools: {'; '.join(pools) or 'none found'}")
+
+
+def _vector_extensions():
+    """Whether the CPU has AVX2 and AVX-512, as NumPy found them (NumPy's float64 exp is vectorised only with AVX-512)."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+    except ImportError:
+        return "vector extensions unknown"
+    return ", ".join(f"{name} {'yes' if features.get(name) else 'no'}" for name in ("AVX2", "AVX512F"))
+
+
+def _kernels_description():
+    """Which SiLU layers the engines use: numba's compiled kernels (with its version) or NumPy's passes."""
+    from reference.engines import _kernels
+
+    if _kernels._compiled() is None:
+        return "SiLU layers by NumPy's passes (no compiled kernels)"
+    import numba
+
+    return f"SiLU layers compiled by numba {numba.__version__}"

@@ -64,4 +64,4 @@ def test_contention_mode_adds_the_contended_median_and_the_slowdown(capsys):
     cells = dict(zip(columns, (c.strip() for c in row.strip("|").split("|"))))
     assert float(cells["slowdown"]) > 0 and cells["contended"] != "-"
     # the first line says where it ran: the CPU and the BLAS library with its kernel and threads
-    assert "logical cores" in out and "thread pools:" in out and "threads" in out
+    assert "logical cores" in out and "thread pools:" in out and "threads" in out and "SiLU layers" in out
