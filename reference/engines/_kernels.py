@@ -25,9 +25,9 @@ library's exp. For x in [-708, 709.78]:
 - 2^(k - 1) is written directly into a float's exponent bits, and the product doubled
   (so that k = 1024 gives 2^1024 e^r: infinity when e^r >= 1, as e^x overflows).
 
-Measured against ``numpy.exp`` on 2 million points over the whole range: at most 1 unit
-in the last place apart, and within 0.65 of one of the exact value (mpmath) at the
-worst of them; ``tests/test_kernels.py`` checks it. Below x = -708, e^x is taken as e^-708
+Measured on 404,101 points over the whole range (``tests/test_kernels.py``, which checks
+it): within 0.84 of a unit in the last place of e^x computed in 80-bit long double (NumPy's
+own ``exp``: 0.51), and at most one unit from ``numpy.exp``. Below x = -708, e^x is taken as e^-708
 (3e-308): the kernels only use ``1 + e^x``, which is then exactly 1 either way. Above
 709.78 the result is infinite, like ``numpy.exp``'s, and sigmoid(z) = 0, silu(z) = -0.
 NaN stays NaN. The multiply-adds may be fused (one rounding instead of two) where the
@@ -115,7 +115,7 @@ def _exp(x):
 
 
 def _bias_silu(a, b, scratch):
-    """``a <- silu(a + b)`` in place: ``a`` of shape (n, w) C-contiguous, ``b`` (w,), ``scratch`` like ``a`` (used without the kernel)."""
+    """``a <- silu(a + b)`` in place: ``a`` of shape (n, w), ``b`` (w,); ``scratch`` like ``a`` (for NumPy's passes)."""
     kernels = _compiled()
     if kernels is not None and _contiguous(a, b):
         kernels[1](a, b)

@@ -261,17 +261,18 @@ def _velocity_and_divergence_flat(theta, sizes, x, t):
     h = onp.empty((n, d + 1))
     h[:, :d] = x
     h[:, d] = t
-    da = onp.broadcast_to(layers[0][0][:d, None, :], (d, n, sizes[1]))  # a_1' for each e_i, (d, n, h_1)
+    W, bias = layers[0]
+    a = h @ W  # a_1 - b_1: the bias is added with the SiLU
+    da = onp.broadcast_to(W[:d, None, :], (d, n, W.shape[1]))  # a_1' for each e_i, (d, n, h_1)
     with onp.errstate(over="ignore"):
-        for k, (W, b) in enumerate(layers[:-1]):
-            h = h @ W  # a_k - b_k
-            if k > 0:
-                da = dh @ W
-            s = onp.empty_like(h)
-            _bias_sigmoid_silu(h, b, s)  # s = sigmoid(a_k), h = silu(a_k) = a_k s
-            dh = (s + h * (1.0 - s)) * da  # silu'(a_k) a_k'
-    W, b = layers[-1]
-    return h @ W + b, sum((dh @ W)[i, :, i] for i in range(d))  # the output a_L is v, its a_L' is J e_i
+        for W, b in layers[1:]:
+            s = onp.empty_like(a)
+            _bias_sigmoid_silu(a, bias, s)  # s = sigmoid(a_k), and h_k = silu(a_k) = a_k s in place of a
+            dh = (s + a * (1.0 - s)) * da  # silu'(a_k) a_k'
+            a = a @ W  # a_{k+1} - b_{k+1}
+            da = dh @ W
+            bias = b
+    return a + bias, sum(da[i, :, i] for i in range(d))  # the output's a_L is v, its a_L' is J e_i
 
 
 class VelocityNetwork:
