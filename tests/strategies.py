@@ -191,12 +191,12 @@ def coupling_layers(draw, min_d=2, max_d=6):
 
 @st.composite
 def velocity_networks(draw):
-    """``(params, x, t)``: a random ``velocity_init`` network (d in 1..4, one to three hidden layers of
+    """``(params, x, t)``: a random ``velocity_init`` network (d in 1..4, no to three hidden layers of
     1 to 9 units) with 1 to 6 points and times to evaluate it at."""
     from reference.nn import velocity_init
 
     d = draw(st.integers(1, 4))
-    hidden = tuple(draw(st.lists(st.integers(1, 9), min_size=1, max_size=3)))
+    hidden = tuple(draw(st.lists(st.integers(1, 9), min_size=0, max_size=3)))
     params = velocity_init(d, hidden, np.random.default_rng(draw(seeds)))
     rng = np.random.default_rng(draw(seeds))
     n = draw(st.integers(1, 6))

@@ -259,9 +259,10 @@ def test_flat_primitive_is_the_same_function_with_the_same_gradients(case):
     for argnum in (0, 1):
         np.testing.assert_allclose(grad(fused, argnum)(theta, h), grad(plain, argnum)(theta, h),
                                    rtol=1e-11, atol=1e-13)
-    # negative control: the plain gradient with a tanh network differs
+    # negative control: the plain gradient with a tanh network differs (where there is a hidden layer to differ)
     tanh_plain = loss(lambda th, hh: mlp_apply(mlp_unflatten(th, sizes), hh, "tanh"))
-    assert not np.allclose(grad(fused)(theta, h), grad(tanh_plain)(theta, h), rtol=1e-11, atol=1e-13)
+    if len(sizes) > 2:
+        assert not np.allclose(grad(fused)(theta, h), grad(tanh_plain)(theta, h), rtol=1e-11, atol=1e-13)
 
 
 def test_flat_primitive_gradients_match_finite_differences(rng):
