@@ -191,7 +191,7 @@ def coupling_layers(draw, min_d=2, max_d=6):
 
 @st.composite
 def velocity_networks(draw):
-    """``(params, x, t)``: a random ``velocity_init`` network (d in 1..4, no to three hidden layers of
+    """``(params, x, t)``: a random ``velocity_init`` network (d in 1..4, zero to three hidden layers of
     1 to 9 units) with 1 to 6 points and times to evaluate it at."""
     from reference.nn import velocity_init
 

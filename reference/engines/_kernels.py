@@ -26,11 +26,13 @@ library's exp. For x in [-708, 709.78]:
   (so that k = 1024 gives 2^1024 e^r: infinity when e^r >= 1, as e^x overflows).
 
 Measured on 404,101 points over the whole range (``tests/test_kernels.py``, which checks
-it): within 0.84 of a unit in the last place of e^x computed in 80-bit long double (NumPy's
-own ``exp``: 0.51), and at most one unit from ``numpy.exp``. Below x = -708, e^x is taken as e^-708
-(3e-308): the kernels only use ``1 + e^x``, which is then exactly 1 either way. Above
-709.78 the result is infinite, like ``numpy.exp``'s, and sigmoid(z) = 0, silu(z) = -0.
-NaN stays NaN. The multiply-adds may be fused (one rounding instead of two) where the
+it): within 0.84 of a unit in the last place of e^x computed in 80-bit long double
+(NumPy's own ``exp``: 0.51), and at most one unit from ``numpy.exp``. Below x = -708, e^x
+is taken as e^-708 (3e-308): the kernels only use ``1 + e^-z``, which is then exactly 1
+either way. Above 709.78 the result is infinite, like ``numpy.exp``'s, so for
+z < -709.78 sigmoid(z) = 0 and silu(z) = -0 (for z in [-709.78, -708) silu(z) is taken
+as z / (1 + e^708) instead of z / (1 + e^-z): both are below 3e-305 in magnitude). NaN
+stays NaN. The multiply-adds may be fused (one rounding instead of two) where the
 CPU has FMA, so results differ between CPUs in the last place, as ``numpy.exp``'s do.
 
 Without numba (not installed, or ``REFERENCE_NUMBA=0`` in the environment), the same
