@@ -16,24 +16,23 @@ _OPTIONS = dict(nogil=True, cache=True, error_model="numpy", fastmath={"contract
 _C0, _C1, _C2, _C3, _C4, _C5, _C6, _C7, _C8, _C9, _C10, _C11, _C12, _C13 = _TAYLOR
 
 
-@intrinsic
-def _float_bits(typingctx, x):
-    """The bits of a float64 as an int64 (a reinterpretation, no conversion)."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.int64))
-    return types.int64(types.float64), codegen
+def _reinterpretation(source, target):
+    """An intrinsic giving the ``target`` value with the same 64 bits as a ``source`` value (no conversion)."""
+    @intrinsic
+    def reinterpret(typingctx, value):
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], context.get_value_type(target))
+        return target(source), codegen
+    return reinterpret
 
 
-@intrinsic
-def _bits_float(typingctx, i):
-    """The float64 whose bits are the int64 ``i``."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float64))
-    return types.float64(types.int64), codegen
+_float_bits = _reinterpretation(types.float64, types.int64)  # the bits of a float64, as an int64
+_bits_float = _reinterpretation(types.int64, types.float64)  # the float64 with these bits
 
 
 @njit(inline="always", **_OPTIONS)
 def _exp(x):
+    """e^x = 2^k e^r, k = round(x / ln 2), r = x - k ln 2, e^r by its Taylor polynomial of degree 13 (see ``_kernels``)."""
     x = _EXP_HIGH if x > _EXP_HIGH else x  # written so that NaN stays NaN
     x = _EXP_LOW if x < _EXP_LOW else x
     y = x * _INV_LN2 + _SHIFTER

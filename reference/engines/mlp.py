@@ -110,7 +110,7 @@ def _mlp_apply_flat(theta, h, sizes, workspace=None):
         for (W, b), (s_span, h_span) in zip(layers[:-1], spans):
             s, a = _view(trace, s_span), _view(trace, h_span)
             onp.matmul(h, W, out=a)
-            _bias_sigmoid_silu(a, b, s)             # s = sigmoid(hW + b), h = silu(hW + b) in place of a
+            _bias_sigmoid_silu(a, b, s)             # a = h W + b, s = sigmoid(a), h = silu(a) = a s in place of a
             h = a
     W, b = layers[-1]
     out = _view(trace, out_span)
@@ -161,7 +161,7 @@ def _mlp_forward_flat(theta, h, sizes, workspace=None):
             a = buffers[k % 2][: n * width].reshape(n, width)
             e = buffers[(k + 1) % 2][: n * width].reshape(n, width)  # free once h W is computed
             onp.matmul(h, W, out=a)
-            _bias_silu(a, b, e)      # silu(h W + b) = a / (1 + e^-a), in place of a
+            _bias_silu(a, b, e)      # a = h W + b, then silu(a) = a / (1 + e^-a), in place
             h = a
     W, b = layers[-1]
     return h @ W + b
