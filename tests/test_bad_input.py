@@ -923,14 +923,7 @@ def _cnf_log_likelihood(u, x, n_steps=4):
         div = sum((u(y + h_fd * e, t)[:, j] - u(y - h_fd * e, t)[:, j]) / (2 * h_fd) for j, e in enumerate(np.eye(d)))
         return np.concatenate([u(y, t), div[:, None]], axis=1)
 
-    state, h = np.concatenate([x, np.zeros((n, 1))], axis=1), -1.0 / n_steps
-    for k in range(n_steps):
-        t = 1.0 + k * h
-        k1 = rhs(state, t)
-        k2 = rhs(state + h / 2 * k1, t + h / 2)
-        k3 = rhs(state + h / 2 * k2, t + h / 2)
-        k4 = rhs(state + h * k3, t + h)
-        state = state + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+    state = _rk4_solve(rhs, np.concatenate([x, np.zeros((n, 1))], axis=1), 1.0, 0.0, n_steps)
     z = state[:, :d]
     return -0.5 * np.sum(z**2, axis=1) - 0.5 * d * np.log(2 * np.pi) + state[:, d]
 
