@@ -126,6 +126,7 @@ def main(out_dir, quick=False):
     n, n_blocks = (QUICK_BLOCK, QUICK_BLOCKS) if quick else (N_BLOCK, N_BLOCKS)
     names = list(DATASETS)
     fig, axes = plt.subplots(3, len(names), figsize=(15, 9.4), sharex=True, sharey=True, layout="constrained")
+    fig.get_layout_engine().set(h_pad=0.08)  # room below the x_1 labels' subscripts at the canvas's edge
     lrs = set()
     rows = [("data", None), (f"Euler, {N_ODE} steps\n({N_ODE} evaluations)", "euler"),
             (f"RK4, {N_ODE} steps\n({4 * N_ODE} evaluations)", "rk4")]
@@ -157,7 +158,7 @@ def main(out_dir, quick=False):
             if j == 0:
                 ax.set_ylabel(label)
             if i == len(rows) - 1:
-                ax.set_xlabel("x_1")
+                ax.set_xlabel("$x_1$")
     fig.suptitle(f"Samples of CFM models (linear path; Adam, {_schedule_text(lrs)}"
                  f"{'; quick mode: untrained' if quick else ''}), "
                  f"Euler against RK4 with {N_ODE} steps\n(lecture: Flow Matching In Practice, step 5); "
